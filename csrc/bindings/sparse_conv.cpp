@@ -1,0 +1,159 @@
+// Tensor -> raw pointer glue of the sparse depthwise convolution for the CPU kernels
+// (csrc/cpu) and, when built with CUDA, the CUDA launchers (csrc/cuda).
+#include <ATen/OpMathType.h>
+#include <torch/extension.h>
+
+#include "../cpu/sparse_conv.h"
+#include "registry.h"
+#include "tensor_checks.h"
+
+#ifdef INFDIFF_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "../cuda/sparse_conv.cuh"
+#endif
+
+namespace infdiff {
+namespace bindings {
+namespace {
+
+#ifdef INFDIFF_WITH_CUDA
+// torch's 16-bit types are layout-compatible with CUDA's.
+template <typename T> struct CudaType { using type = T; };
+template <> struct CudaType<at::Half> { using type = __half; };
+template <> struct CudaType<at::BFloat16> { using type = __nv_bfloat16; };
+
+template <typename T>
+const typename CudaType<T>::type* cuda_ptr(const torch::Tensor& t) {
+  return reinterpret_cast<const typename CudaType<T>::type*>(t.data_ptr<T>());
+}
+template <typename T>
+typename CudaType<T>::type* cuda_mut_ptr(torch::Tensor& t) {
+  return reinterpret_cast<typename CudaType<T>::type*>(t.data_ptr<T>());
+}
+#endif
+
+SparseConvShape make_shape(const torch::Tensor& x, const torch::Tensor& lookup,
+                           const torch::Tensor& weight, int64_t normalize) {
+  TORCH_CHECK(x.dim() == 3, "x must be (B, N, C)");
+  TORCH_CHECK(lookup.dim() == 3 && lookup.size(0) == x.size(0), "lookup must be (B, H, W)");
+  TORCH_CHECK(weight.dim() == 3 && weight.size(0) == x.size(2) && weight.size(1) == weight.size(2),
+              "weight must be (C, K, K)");
+  TORCH_CHECK(normalize >= 0 && normalize <= 2, "normalize code must be 0, 1 or 2");
+  return SparseConvShape{x.size(0), x.size(1), x.size(2), static_cast<int>(lookup.size(1)),
+                         static_cast<int>(lookup.size(2)), static_cast<int>(weight.size(1)),
+                         static_cast<int>(normalize)};
+}
+
+void check_geometry(const torch::Tensor& x, const torch::Tensor& coords,
+                    const torch::Tensor& lookup, const torch::Tensor& counts,
+                    const torch::Tensor& weight) {
+  INFDIFF_CHECK_INPUT(x, x.scalar_type());
+  INFDIFF_CHECK_INPUT(weight, x.scalar_type());
+  INFDIFF_CHECK_INPUT(coords, torch::kInt32);
+  INFDIFF_CHECK_INPUT(lookup, torch::kInt32);
+  INFDIFF_CHECK_INPUT(counts, torch::kInt32);
+  TORCH_CHECK(coords.dim() == 3 && coords.size(0) == x.size(0) && coords.size(1) == x.size(1) &&
+                  coords.size(2) == 2,
+              "coords must be (B, N, 2)");
+  TORCH_CHECK(counts.sizes() == coords.sizes().slice(0, 2), "counts must be (B, N)");
+  INFDIFF_CHECK_SAME_DEVICE(x, coords);
+  INFDIFF_CHECK_SAME_DEVICE(x, lookup);
+  INFDIFF_CHECK_SAME_DEVICE(x, counts);
+  INFDIFF_CHECK_SAME_DEVICE(x, weight);
+}
+
+torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& coords,
+                                  const torch::Tensor& lookup, const torch::Tensor& counts,
+                                  const torch::Tensor& weight,
+                                  const c10::optional<torch::Tensor>& bias, int64_t normalize) {
+  check_geometry(x, coords, lookup, counts, weight);
+  const SparseConvShape shape = make_shape(x, lookup, weight, normalize);
+  if (bias) {
+    INFDIFF_CHECK_INPUT(*bias, x.scalar_type());
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(2), "bias must be (C,)");
+    INFDIFF_CHECK_SAME_DEVICE(x, *bias);
+  }
+  auto out = torch::empty_like(x);
+  if (x.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "sparse_conv_forward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    if (x.is_cuda()) {
+#ifdef INFDIFF_WITH_CUDA
+      const c10::cuda::CUDAGuard guard(x.device());
+      const auto err = cuda::sparse_conv_forward<typename CudaType<scalar_t>::type, acc_t>(
+          shape, cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
+          counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
+          bias ? cuda_ptr<scalar_t>(*bias) : nullptr, cuda_mut_ptr<scalar_t>(out),
+          at::cuda::getCurrentCUDAStream());
+      TORCH_CHECK(err == cudaSuccess, "sparse_conv_forward CUDA launch failed: ", cudaGetErrorString(err));
+#else
+      TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA");
+#endif
+    } else {
+      cpu::sparse_conv_forward<scalar_t, acc_t>(
+          shape, x.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
+          counts.data_ptr<int32_t>(), weight.data_ptr<scalar_t>(),
+          bias ? bias->data_ptr<scalar_t>() : nullptr, out.data_ptr<scalar_t>());
+    }
+  });
+  return out;
+}
+
+// Returns (grad_x, grad_weight); an output not asked for is an undefined tensor (None).
+std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
+    const torch::Tensor& grad_out, const torch::Tensor& x, const torch::Tensor& coords,
+    const torch::Tensor& lookup, const torch::Tensor& counts, const torch::Tensor& weight,
+    int64_t normalize, bool need_grad_x, bool need_grad_weight) {
+  check_geometry(x, coords, lookup, counts, weight);
+  INFDIFF_CHECK_INPUT(grad_out, x.scalar_type());
+  TORCH_CHECK(grad_out.sizes() == x.sizes(), "grad_out must have the shape of x");
+  const SparseConvShape shape = make_shape(x, lookup, weight, normalize);
+  torch::Tensor grad_x, grad_w;
+  if (need_grad_x) grad_x = torch::empty_like(x);  // every entry is written
+  const auto acc_dtype = at::toOpMathType(x.scalar_type());
+  if (need_grad_weight) grad_w = torch::zeros(weight.sizes(), weight.options().dtype(acc_dtype));
+  if (x.numel() == 0 || (!need_grad_x && !need_grad_weight))
+    return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "sparse_conv_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    acc_t* gw = need_grad_weight ? grad_w.data_ptr<acc_t>() : nullptr;
+    if (x.is_cuda()) {
+#ifdef INFDIFF_WITH_CUDA
+      const c10::cuda::CUDAGuard guard(x.device());
+      const auto err = cuda::sparse_conv_backward<typename CudaType<scalar_t>::type, acc_t>(
+          shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
+          lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
+          need_grad_x ? cuda_mut_ptr<scalar_t>(grad_x) : nullptr, gw,
+          at::cuda::getCurrentCUDAStream());
+      TORCH_CHECK(err == cudaSuccess, "sparse_conv_backward CUDA launch failed: ", cudaGetErrorString(err));
+#else
+      TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA");
+#endif
+    } else {
+      cpu::sparse_conv_backward<scalar_t, acc_t>(
+          shape, grad_out.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(),
+          lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), weight.data_ptr<scalar_t>(),
+          need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr, gw);
+    }
+  });
+  return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
+}
+
+}  // namespace
+
+void register_sparse_conv(pybind11::module_& m) {
+  m.def("sparse_conv_forward", &sparse_conv_forward, "sparse depthwise conv forward",
+        pybind11::arg("x"), pybind11::arg("coords"), pybind11::arg("lookup"), pybind11::arg("counts"),
+        pybind11::arg("weight"), pybind11::arg("bias"), pybind11::arg("normalize"));
+  m.def("sparse_conv_backward", &sparse_conv_backward, "sparse depthwise conv backward",
+        pybind11::arg("grad_out"), pybind11::arg("x"), pybind11::arg("coords"), pybind11::arg("lookup"),
+        pybind11::arg("counts"), pybind11::arg("weight"), pybind11::arg("normalize"),
+        pybind11::arg("need_grad_x"), pybind11::arg("need_grad_weight"));
+}
+
+}  // namespace bindings
+}  // namespace infdiff

@@ -1,0 +1,33 @@
+// Launchers of the CUDA sparse depthwise convolution (SPEC section 1). Torch-free: raw
+// device pointers, sizes and a stream, so nvcc compiles them without torch or a GPU.
+// Instantiated for (scalar_t, acc_t) in {(float, float), (double, double),
+// (__half, float), (__nv_bfloat16, float)}.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "../common/sparse_conv_math.h"
+
+namespace infdiff {
+namespace cuda {
+
+// out (B, N, C) = s * sum_window w * x + bias; bias may be null.
+template <typename scalar_t, typename acc_t>
+cudaError_t sparse_conv_forward(const SparseConvShape& shape, const scalar_t* x,
+                                const int32_t* coords, const int32_t* lookup,
+                                const int32_t* counts, const scalar_t* weight,
+                                const scalar_t* bias, scalar_t* out, cudaStream_t stream);
+
+// grad_x (B, N, C) and grad_w (C, K*K, accumulated in acc_t); either may be null.
+// grad_w must be zero-filled by the caller.
+template <typename scalar_t, typename acc_t>
+cudaError_t sparse_conv_backward(const SparseConvShape& shape, const scalar_t* grad_out,
+                                 const scalar_t* x, const int32_t* coords,
+                                 const int32_t* lookup, const int32_t* counts,
+                                 const scalar_t* weight, scalar_t* grad_x, acc_t* grad_w,
+                                 cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace infdiff

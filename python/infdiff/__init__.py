@@ -1,0 +1,1 @@
+"""infdiff: the infinite-resolution diffusion pipeline (data, mollified diffusion, model, training, sampling)."""
