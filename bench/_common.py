@@ -1,7 +1,8 @@
 """What every bench/<family>.py shares: timing side by side in one process, NVTX ranges,
 the ratio table, machine info and the JSON file.
 
-A family script builds a list of `Timing`s (one per (case, implementation)) with `time_fn`,
+A family script builds a list of `Timing`s (one per (case, implementation)) with
+`time_side_by_side` (several implementations of one case, round-robin) or `time_fn` (one),
 prints `ratio_table(timings, baseline=...)` and calls `write_json(family, timings, args)`.
 Ratios, not seconds, are what the table shows: they survive a change of machine, and the
 absolute medians go to the JSON for whoever needs them.
@@ -86,6 +87,47 @@ def time_fn(
     return Timing(case, impl, statistics.median(samples), repeats, samples, note=note)
 
 
+def time_side_by_side(
+    fns: dict, *, case: str, device="cpu", warmup: int = 1, repeats: int = 5, notes: Optional[dict] = None
+) -> list:
+    """Time several implementations of one case, {impl: fn}, round-robin: repeat r of every
+    implementation runs before repeat r + 1 of any, so a burst of load from elsewhere on a
+    shared machine hits all of them alike and their ratios stay fair. Returns one Timing per
+    implementation (medians); one that raises is recorded as skipped with the message."""
+    notes = notes or {}
+    samples = {impl: [] for impl in fns}
+    failed = {}
+    for impl, fn in fns.items():
+        try:
+            with nvtx_range(f"{impl}:{case}:warmup"):
+                for _ in range(warmup):
+                    fn()
+                synchronize(device)
+        except Exception as exc:  # noqa: BLE001 - reported in the table and JSON, never hidden
+            failed[impl] = f"{type(exc).__name__}: {exc}"
+    for _ in range(repeats):
+        for impl, fn in fns.items():
+            if impl in failed:
+                continue
+            try:
+                synchronize(device)
+                start = time.perf_counter()
+                with nvtx_range(f"{impl}:{case}"):
+                    fn()
+                synchronize(device)
+                samples[impl].append(time.perf_counter() - start)
+            except Exception as exc:  # noqa: BLE001
+                failed[impl] = f"{type(exc).__name__}: {exc}"
+    out = []
+    for impl in fns:
+        if impl in failed:
+            out.append(Timing(case, impl, skipped=failed[impl], note=notes.get(impl)))
+        else:
+            s = samples[impl]
+            out.append(Timing(case, impl, statistics.median(s), len(s), s, note=notes.get(impl)))
+    return out
+
+
 def skipped(case: str, impl: str, reason: str) -> Timing:
     return Timing(case, impl, skipped=reason)
 
@@ -158,6 +200,8 @@ def machine_info(device="cpu") -> dict:
         "cpu_model": _cpu_model(),
         "device": str(device),
         "cuda": torch.version.cuda,
+        # Other work on a shared machine skews absolute times (ratios less so): say how busy it was.
+        "loadavg_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
