@@ -78,7 +78,12 @@ setup(
         "torch>=2.4,<2.15",
         "numpy>=1.24,<3",
         "nvtx>=0.2,<1",
+        "tqdm>=4.60,<5",
+        "PyYAML>=6,<7",
+        "matplotlib>=3.7,<4",
+        "Pillow>=10,<13",
     ],
+    entry_points={"console_scripts": ["infdiff = infdiff.cli:main"]},
     extras_require={
         "triton": ["triton>=3.0,<3.10"],
         "cupy": ["cupy-cuda13x>=13,<15"],
