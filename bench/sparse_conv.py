@@ -1,0 +1,252 @@
+"""Benchmark of sparse_depthwise_conv (SPEC section 1) against the dense depthwise conv2d
+oracle over the whole grid, spconv and TorchSparse.
+
+    python -m bench.sparse_conv            # 128^2 and 256^2, densities 1 .. 1/16
+    python -m bench.sparse_conv --quick    # 128^2, densities 1 and 1/4, few repeats
+
+The fair dense baseline ("dense") is F.conv2d(groups=C, padding=K//2) on the dense
+(B, C, H, W) image: what one would run without sparsity, whatever the density. Every sparse
+implementation runs on B elements of N = density * H * W distinct random pixels (sorted in
+row-major order, as a pipeline that draws points would keep them), with one neighbour map
+(or spconv indice-pair set) built once per case and reused, as a model's layers would.
+
+spconv has no grouped/depthwise convolution (its SparseConvolution asserts groups == 1), so
+it runs as SubMConv2d with C -> C channels and normalize="none" semantics: C times the
+multiply-adds of a depthwise conv. It is listed for scale, not as a like-for-like peer.
+"""
+import contextlib
+import importlib
+import io
+import sys
+from fractions import Fraction
+
+import torch
+import torch.nn.functional as F
+
+import infdiff_kernels as ik
+
+from ._common import arg_parser, ratio_table, skipped, time_side_by_side, write_json
+
+FAMILY = "sparse_conv"
+B, C, K = 4, 64, 7
+FULL_SIZES = (128, 256)
+FULL_DENSITIES = (Fraction(1), Fraction(1, 2), Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))
+QUICK_SIZES = (128,)
+QUICK_DENSITIES = (Fraction(1), Fraction(1, 4))
+HEADLINE_SIZE = 256
+
+
+def make_points(batch, size, density, generator):
+    """(B, N, 2) int32 coords of N = density * size^2 distinct pixels per batch element."""
+    n = max(1, round(float(density) * size * size))
+    linear = torch.stack([torch.randperm(size * size, generator=generator)[:n].sort().values for _ in range(batch)])
+    return torch.stack([linear // size, linear % size], dim=-1).to(torch.int32)
+
+
+# What a backward pass differentiates: "fwd+bwd" is a training step (x, weight and bias);
+# "fwd+bwd(x)" only x. They differ a lot for the dense baseline: PyTorch's CPU depthwise
+# conv2d computes its weight gradient on a slow path (many times its input gradient), which
+# flatters any sparse kernel compared against "fwd+bwd"; "fwd+bwd(x)" is the strict one.
+MODES = ("fwd", "fwd+bwd", "fwd+bwd(x)")
+
+
+def _timed_calls(call, leaves, grad_out):
+    """{mode: fn} for `call()` -> output, differentiating w.r.t. `leaves` (x first); each fn
+    returns the output."""
+
+    def forward():
+        with torch.no_grad():
+            return call()
+
+    def backward_to(tensors):
+        def fn():
+            for t in leaves:
+                t.grad = None
+                t.requires_grad_(any(t is u for u in tensors))
+            out = call()
+            out.backward(grad_out)
+            return out
+
+        return fn
+
+    return {"fwd": forward, "fwd+bwd": backward_to(leaves), "fwd+bwd(x)": backward_to(leaves[:1])}
+
+
+def sparse_backend_fns(backend, x, coords, size, weight, bias, nmap, grad_out):
+    def call():
+        return ik.sparse_depthwise_conv(x, coords, size, weight, bias, "partial", backend=backend, neighbor_map=nmap)
+
+    return _timed_calls(call, (x, weight, bias), grad_out)
+
+
+def dense_fns(image, weight, bias, grad_out):
+    def call():
+        return F.conv2d(image, weight.unsqueeze(1), bias, padding=K // 2, groups=image.shape[1])
+
+    return _timed_calls(call, (image, weight, bias), grad_out)
+
+
+def spconv_unavailable_reasons():
+    """(reason spconv cannot run at all, reason its backward cannot run), each None if it can;
+    probed once on a tiny case so a failure costs nothing in the timed loop."""
+    try:
+        import spconv.pytorch as spc
+    except Exception as exc:  # noqa: BLE001 - any import failure is a reason to report
+        return f"spconv cannot be imported ({type(exc).__name__}: {exc}); pip install spconv (CPU wheel: spconv 2.x + cumm)", None
+    import spconv
+
+    indices = torch.tensor([[0, 1, 1], [0, 1, 2]], dtype=torch.int32)
+    features = torch.randn(2, 2, requires_grad=True)
+    conv = spc.SubMConv2d(2, 2, 3, bias=True)
+    try:
+        out = conv(spc.SparseConvTensor(features, indices, [4, 4], 1)).features
+    except Exception as exc:  # noqa: BLE001
+        return f"spconv {spconv.__version__} forward fails on CPU ({type(exc).__name__}: {exc})", None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # spconv prints a debug dump on failure
+            out.sum().backward()
+    except Exception as exc:  # noqa: BLE001
+        return None, f"spconv {spconv.__version__} has no CPU backward ({type(exc).__name__}: {exc})"
+    return None, None
+
+
+def spconv_fns(x, coords, size, grad_out, with_backward):
+    """SubMConv2d C -> C (full, not depthwise) with no normalisation. The indice pairs are
+    built by one untimed call and reused through indice_dict, like our neighbour map."""
+    import spconv.pytorch as spc
+
+    b, n, c = x.shape
+    batch_index = torch.arange(b, dtype=torch.int32).repeat_interleave(n).unsqueeze(1)
+    indices = torch.cat([batch_index, coords.reshape(-1, 2)], dim=1).contiguous()
+    features = x.detach().reshape(-1, c).clone()
+    conv = spc.SubMConv2d(c, c, K, bias=True, indice_key="bench")
+    with torch.no_grad():
+        pairs = conv(spc.SparseConvTensor(features, indices, list(size), b)).indice_dict
+
+    def call():
+        return conv(spc.SparseConvTensor(features, indices, list(size), b, indice_dict=dict(pairs))).features
+
+    fns = _timed_calls(call, (features, conv.weight, conv.bias), grad_out.reshape(-1, c))
+    return fns if with_backward else {"fwd": fns["fwd"]}
+
+
+def torchsparse_unavailable_reason():
+    try:
+        importlib.import_module("torchsparse")
+    except Exception as exc:  # noqa: BLE001
+        return f"import torchsparse failed ({type(exc).__name__}: {exc}); no wheel for this torch/CPU on PyPI"
+    return "torchsparse imports, but this benchmark has no TorchSparse runner yet"
+
+
+def run_case(size, density, backends, repeats, generator, peers):
+    """Timings of one (size, density): every mode of every implementation, plus the
+    neighbour-map build next to one cpu forward."""
+    label = f"{size}^2 d={density}"
+    coords = make_points(B, size, density, generator)
+    n = coords.shape[1]
+    x = torch.randn(B, n, C, generator=generator)
+    weight = torch.randn(C, K, K, generator=generator) / K
+    bias = torch.randn(C, generator=generator)
+    grad_sparse = torch.randn(B, n, C, generator=generator)
+    image = torch.randn(B, C, size, size, generator=generator)
+    grad_dense = torch.randn(B, C, size, size, generator=generator)
+    nmap = ik.build_neighbor_map(coords, (size, size), K)
+
+    impls = {"dense": dense_fns(image, weight, bias, grad_dense)}
+    for backend in backends:
+        impls[backend] = sparse_backend_fns(backend, x, coords, (size, size), weight, bias, nmap, grad_sparse)
+    notes = {}
+    if peers["spconv"] is None:
+        impls["spconv"] = spconv_fns(x, coords, (size, size), grad_sparse, peers["spconv backward"] is None)
+        notes["spconv"] = f"SubMConv2d {C}->{C}, normalize='none': {C}x the multiply-adds of depthwise"
+
+    timings = []
+    for mode in MODES:
+        fns = {impl: modes[mode] for impl, modes in impls.items() if mode in modes}
+        timings += time_side_by_side(fns, case=f"{label} {mode}", repeats=repeats, notes=notes)
+        for peer in ("spconv", "torchsparse"):
+            reason = peers[peer] or (peers["spconv backward"] if peer == "spconv" and mode != "fwd" else None)
+            if reason is not None:
+                timings.append(skipped(f"{label} {mode}", peer, reason))
+
+    # Cheap calls, noisy on a shared machine: more repeats.
+    build = {
+        "cpu fwd": impls["cpu" if "cpu" in impls else backends[0]]["fwd"],
+        "build_neighbor_map": lambda: ik.build_neighbor_map(coords, (size, size), K),
+    }
+    build_timings = time_side_by_side(build, case=label, warmup=2, repeats=3 * repeats)
+    return timings, build_timings
+
+
+def headline(timings, build_timings, size):
+    """The issue's figures at `size`^2 (ratios), each with its target and whether it is met;
+    the fwd+bwd targets are judged in both backward modes (see MODES)."""
+    med = {(t.case, t.impl): t.median_s for t in timings + build_timings if t.median_s is not None}
+
+    def ratio(case, num, den):
+        case = f"{size}^2 {case}"
+        return med[case, num] / med[case, den] if (case, num) in med and (case, den) in med else None
+
+    figures = {}
+    for mode in ("fwd+bwd", "fwd+bwd(x)"):
+        for density, target in (("1/4", 0.25), ("1", 1.5)):
+            figures[f"cpu {mode} / dense {mode}, d={density}"] = (ratio(f"d={density} {mode}", "cpu", "dense"), target)
+    figures["build_neighbor_map / cpu fwd, d=1/4"] = (ratio("d=1/4", "build_neighbor_map", "cpu fwd"), 0.2)
+    return {
+        name: {"ratio": value, "target_at_most": target, "met": None if value is None else value <= target}
+        for name, (value, target) in figures.items()
+    }
+
+
+def main(argv=None):
+    parser = arg_parser(__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", help="grid sides (default 128 256; --quick: 128)")
+    args = parser.parse_args(argv)
+    if args.device != "cpu":
+        print(f"note: only CPU tensors are benchmarked here so far; ignoring --device {args.device}", file=sys.stderr)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
+    densities = QUICK_DENSITIES if args.quick else FULL_DENSITIES
+    repeats = args.repeats or (2 if args.quick else 5)
+    # The Triton interpreter is a correctness tool, far too slow to time: triton only on a GPU.
+    backends = [b for b in ik.available_backends("cpu") if b != "triton"]
+    spconv_reason, spconv_backward_reason = spconv_unavailable_reasons()
+    peers = {
+        "spconv": spconv_reason,
+        "spconv backward": spconv_backward_reason,
+        "torchsparse": torchsparse_unavailable_reason(),
+    }
+    generator = torch.Generator().manual_seed(0)
+
+    timings, build_timings = [], []
+    for size in sizes:
+        for density in densities:
+            t, bt = run_case(size, density, backends, repeats, generator, peers)
+            timings += t
+            build_timings += bt
+            print(f"  done {size}^2 d={density}", file=sys.stderr, flush=True)
+
+    title = f"sparse_depthwise_conv, B={B} C={C} K={K} float32, {torch.get_num_threads()} threads, normalize='partial'"
+    print(ratio_table(timings, "dense", title))
+    print()
+    print(ratio_table(build_timings, "cpu fwd", "neighbour-map build vs one forward"))
+    head_size = HEADLINE_SIZE if HEADLINE_SIZE in sizes else max(sizes)
+    figures = headline(timings, build_timings, head_size)
+    print(f"\nheadline at {head_size}^2 (issue 3 targets):")
+    for name, f in figures.items():
+        shown = "n/a" if f["ratio"] is None else f"{f['ratio']:.3f}x"
+        print(f"  {name}: {shown} (target <= {f['target_at_most']}x, {'met' if f['met'] else 'NOT met'})")
+    extra = {
+        "config": {"B": B, "C": C, "K": K, "dtype": "float32", "sizes": list(sizes), "densities": [str(d) for d in densities]},
+        "backends": backends,
+        "peers": {name: reason or "ran" for name, reason in peers.items()},
+        "modes": {"fwd+bwd": "grads of x, weight, bias", "fwd+bwd(x)": "grad of x only"},
+        "build_timings": [t.__dict__ for t in build_timings],
+        "headline": {"size": head_size, **figures},
+    }
+    path = write_json(FAMILY, timings, args, extra)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
