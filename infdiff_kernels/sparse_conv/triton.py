@@ -3,13 +3,14 @@ of the C++ extension's `sparse_conv_forward` / `sparse_conv_backward` so ops.py 
 either backend the same way.
 
 Every kernel works on a tile of BLOCK_N points x BLOCK_C channels of the channels-last
-features, so a row of channels is one coalesced load; the K*K window offsets are a loop,
-and a neighbour is one load from the lookup grid. All gradients are gathers (the window
-relation is symmetric), so nothing needs atomics and results are deterministic:
-  grad_x[q]        = sum_{u in window(q)} s[u] * w[:, tap(q - u)] * g[u]
+features, so a row of channels is one coalesced load; the K*K window offsets are walked
+TAP_BLOCK at a time, and a neighbour is one load from the lookup grid. All gradients are
+gathers (the window relation is symmetric), so nothing needs atomics and results are
+deterministic:
+  grad_x[q]         = sum_{u in window(q)} s[u] * w[:, tap(q - u)] * g[u]
   grad_w[:, tap(d)] = sum_q s[q] * g[q] * x[neighbour of q at offset d]
-grad_w is reduced per (point chunk, tap, channel block) program into a float32/float64
-partial buffer, then summed over chunks by torch.
+grad_w is reduced per (chunk of points, channel block) program into a float32 (float64
+for float64 inputs) partial buffer, then summed over chunks by torch.
 """
 import os
 
@@ -24,7 +25,7 @@ _SUPPORTED = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # elements here. The interpreter runs programs one after another, so it takes one chunk.
 _GRAD_W_TARGET_PROGRAMS = 1024
 _GRAD_W_PARTIAL_ELEMENTS = 1 << 22
-_INTERPRETER_TILE = 1 << 16
+_INTERPRETER_TILE = 1 << 20
 
 
 @triton.jit
@@ -39,32 +40,43 @@ def _point_tile(coords_ptr, block, total, N, H, W, BLOCK_N: tl.constexpr):
     return bn, pmask, row, col, b * N, (b * H + row) * W + col
 
 
-# The window loops look the neighbour up inline rather than through a helper, and hoist
-# what does not depend on the offset: under TRITON_INTERPRET every op and every call of a
-# nested jit function costs a fraction of a millisecond whatever the tile size.
+@triton.jit
+def _window_tile(lookup_ptr, pmask, row, col, cell, t0, H, W, K: tl.constexpr, TAP_BLOCK: tl.constexpr):
+    """Neighbours (BLOCK_N, TAP_BLOCK) at taps t0 .. t0 + TAP_BLOCK - 1 of the tile's
+    points (-1 where absent), and those taps."""
+    R: tl.constexpr = K // 2
+    t = t0 + tl.arange(0, TAP_BLOCK)
+    dy = t // K - R
+    dx = t % K - R
+    rr = row[:, None] + dy[None, :]
+    cc = col[:, None] + dx[None, :]
+    ok = pmask[:, None] & (t < K * K)[None, :] & (rr >= 0) & (rr < H) & (cc >= 0) & (cc < W)
+    return tl.load(lookup_ptr + cell[:, None] + (dy * W + dx)[None, :], mask=ok, other=-1), t
+
+
+# Taps are processed TAP_BLOCK at a time as the middle axis of a (points, taps, channels)
+# tile: one on a GPU, where registers are the limit, and all K*K under TRITON_INTERPRET,
+# which pays a fraction of a millisecond per op whatever the tile size.
 
 
 @triton.jit
 def _forward_kernel(
     x_ptr, coords_ptr, lookup_ptr, scale_ptr, w_ptr, bias_ptr, out_ptr,
     total, N, C, H, W,
-    K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, TAP_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    R: tl.constexpr = K // 2
     bn, pmask, row, col, first, cell = _point_tile(coords_ptr, tl.program_id(0), total, N, H, W, BLOCK_N)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     cmask = c < C
-    w_rows = w_ptr + c * (K * K)
     acc = tl.zeros((BLOCK_N, BLOCK_C), dtype=scale_ptr.dtype.element_ty)
-    for dy in range(-R, R + 1):
-        row_ok = pmask & (row >= -dy) & (row < H - dy)
-        for dx in range(-R, R + 1):
-            ok = row_ok & (col >= -dx) & (col < W - dx)
-            p = tl.load(lookup_ptr + cell + (dy * W + dx), mask=ok, other=-1)
-            xm = (p >= 0)[:, None] & cmask[None, :]
-            xv = tl.load(x_ptr + ((first + p) * C)[:, None] + c[None, :], mask=xm, other=0.0)
-            wv = tl.load(w_rows + ((dy + R) * K + dx + R), mask=cmask, other=0.0)
-            acc += wv.to(acc.dtype)[None, :] * xv.to(acc.dtype)
+    for t0 in range(0, K * K, TAP_BLOCK):
+        p, t = _window_tile(lookup_ptr, pmask, row, col, cell, t0, H, W, K, TAP_BLOCK)
+        xm = (p >= 0)[:, :, None] & cmask[None, None, :]
+        xv = tl.load(x_ptr + ((first[:, None] + p) * C)[:, :, None] + c[None, None, :], mask=xm, other=0.0)
+        wm = (t < K * K)[:, None] & cmask[None, :]
+        wv = tl.load(w_ptr + c[None, :] * (K * K) + t[:, None], mask=wm, other=0.0)
+        acc += tl.sum(wv.to(acc.dtype)[None, :, :] * xv.to(acc.dtype), axis=1)
     acc *= tl.load(scale_ptr + bn, mask=pmask, other=0.0)[:, None]
     if HAS_BIAS:
         acc += tl.load(bias_ptr + c, mask=cmask, other=0.0).to(acc.dtype)[None, :]
@@ -76,26 +88,23 @@ def _forward_kernel(
 def _grad_x_kernel(
     g_ptr, coords_ptr, lookup_ptr, scale_ptr, w_ptr, gx_ptr,
     total, N, C, H, W,
-    K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K: tl.constexpr, BLOCK_N: tl.constexpr, TAP_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    R: tl.constexpr = K // 2
     bq, pmask, row, col, first, cell = _point_tile(coords_ptr, tl.program_id(0), total, N, H, W, BLOCK_N)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     cmask = c < C
-    w_rows = w_ptr + c * (K * K)
     acc = tl.zeros((BLOCK_N, BLOCK_C), dtype=scale_ptr.dtype.element_ty)
-    for dy in range(-R, R + 1):
-        row_ok = pmask & (row >= -dy) & (row < H - dy)
-        for dx in range(-R, R + 1):
-            ok = row_ok & (col >= -dx) & (col < W - dx)
-            u = tl.load(lookup_ptr + cell + (dy * W + dx), mask=ok, other=-1)
-            present = u >= 0
-            bu = first + u
-            su = tl.load(scale_ptr + bu, mask=present, other=0.0)
-            gv = tl.load(g_ptr + (bu * C)[:, None] + c[None, :], mask=present[:, None] & cmask[None, :], other=0.0)
-            # q sits at offset (-dy, -dx) of u, so u saw q through the mirrored tap.
-            wv = tl.load(w_rows + ((R - dy) * K + R - dx), mask=cmask, other=0.0)
-            acc += wv.to(acc.dtype)[None, :] * (su[:, None] * gv.to(acc.dtype))
+    for t0 in range(0, K * K, TAP_BLOCK):
+        u, t = _window_tile(lookup_ptr, pmask, row, col, cell, t0, H, W, K, TAP_BLOCK)
+        present = u >= 0
+        bu = first[:, None] + u
+        su = tl.load(scale_ptr + bu, mask=present, other=0.0)
+        gm = present[:, :, None] & cmask[None, None, :]
+        gv = tl.load(g_ptr + (bu * C)[:, :, None] + c[None, None, :], mask=gm, other=0.0)
+        # q sits at offset (-dy, -dx) of u, so u saw q through the mirrored tap K*K-1-t.
+        wm = (t < K * K)[:, None] & cmask[None, :]
+        wv = tl.load(w_ptr + c[None, :] * (K * K) + (K * K - 1 - t)[:, None], mask=wm, other=0.0)
+        acc += tl.sum(wv.to(acc.dtype)[None, :, :] * (su[:, :, None] * gv.to(acc.dtype)), axis=1)
     omask = pmask[:, None] & cmask[None, :]
     tl.store(gx_ptr + bq[:, None] * C + c[None, :], acc.to(gx_ptr.dtype.element_ty), mask=omask)
 
@@ -104,31 +113,31 @@ def _grad_x_kernel(
 def _grad_w_kernel(
     g_ptr, x_ptr, coords_ptr, lookup_ptr, scale_ptr, partial_ptr,
     total, N, C, H, W, blocks_per_chunk,
-    K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    K: tl.constexpr, BLOCK_N: tl.constexpr, TAP_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """partial[chunk, tap, c] = sum over the chunk's points q of s[q] g[q, c] x[u, c], u the
-    neighbour of q at the tap's offset. Taps are the outer loop so one accumulator tile
-    serves them all; the chunk's coords and g are re-read per tap, from cache on a GPU."""
-    R: tl.constexpr = K // 2
+    neighbour of q at the tap's offset. Tap blocks are the outer loop so one accumulator
+    tile serves them all; the chunk's coords and g are re-read per tap block, from cache on
+    a GPU."""
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     cmask = c < C
     chunk = tl.program_id(0).to(tl.int64)
-    for tap in range(0, K * K):
-        dy = tap // K - R
-        dx = tap % K - R
-        acc = tl.zeros((BLOCK_N, BLOCK_C), dtype=partial_ptr.dtype.element_ty)
+    for t0 in range(0, K * K, TAP_BLOCK):
+        t = t0 + tl.arange(0, TAP_BLOCK)
+        acc = tl.zeros((BLOCK_N, TAP_BLOCK, BLOCK_C), dtype=partial_ptr.dtype.element_ty)
         for i in range(0, blocks_per_chunk):
             bq, pmask, row, col, first, cell = _point_tile(
                 coords_ptr, chunk * blocks_per_chunk + i, total, N, H, W, BLOCK_N
             )
-            ok = pmask & (row >= -dy) & (row < H - dy) & (col >= -dx) & (col < W - dx)
-            u = tl.load(lookup_ptr + cell + (dy * W + dx), mask=ok, other=-1)
-            m2 = (u >= 0)[:, None] & cmask[None, :]
-            xv = tl.load(x_ptr + ((first + u) * C)[:, None] + c[None, :], mask=m2, other=0.0)
-            gv = tl.load(g_ptr + (bq * C)[:, None] + c[None, :], mask=m2, other=0.0)
+            u, _ = _window_tile(lookup_ptr, pmask, row, col, cell, t0, H, W, K, TAP_BLOCK)
+            xm = (u >= 0)[:, :, None] & cmask[None, None, :]
+            xv = tl.load(x_ptr + ((first[:, None] + u) * C)[:, :, None] + c[None, None, :], mask=xm, other=0.0)
+            gm = pmask[:, None] & cmask[None, :]
+            gv = tl.load(g_ptr + (bq * C)[:, None] + c[None, :], mask=gm, other=0.0)
             sq = tl.load(scale_ptr + bq, mask=pmask, other=0.0)
-            acc += (sq[:, None] * gv.to(acc.dtype)) * xv.to(acc.dtype)
-        tl.store(partial_ptr + (chunk * (K * K) + tap) * C + c, tl.sum(acc, axis=0), mask=cmask)
+            acc += (sq[:, None] * gv.to(acc.dtype))[:, None, :] * xv.to(acc.dtype)
+        tm = (t < K * K)[:, None] & cmask[None, :]
+        tl.store(partial_ptr + (chunk * (K * K) + t)[:, None] * C + c[None, :], tl.sum(acc, axis=0), mask=tm)
 
 
 def _interpreting(device):
@@ -152,15 +161,18 @@ def _window_scale(counts, normalize, kernel_size, dtype):
     return torch.ones_like(m)
 
 
-def _blocks(points, channels, interpreting):
-    """(BLOCK_N, BLOCK_C). On a GPU the tile stays near 2048 elements so the accumulator
-    lives in registers. The interpreter pays per op, not per element, so there one tile
-    takes (nearly) everything."""
+def _blocks(points, taps, channels, interpreting):
+    """(BLOCK_N, TAP_BLOCK, BLOCK_C). On a GPU the tile stays near 1024 elements: the
+    kernels are bound by gather latency, and at 16 x 64 ptxas gives ~110 registers a thread
+    (sm_80, fp32) against ~180 at 32 x 64, so twice the warps per SM hide it. The
+    interpreter pays per op, not per element, so there one tile takes (nearly) everything."""
     if interpreting:
         block_c = min(triton.next_power_of_2(channels), 256)
-        return min(triton.next_power_of_2(points), max(16, _INTERPRETER_TILE // block_c)), block_c
+        tap_block = min(triton.next_power_of_2(taps), max(1, _INTERPRETER_TILE // (16 * block_c)))
+        block_n = min(triton.next_power_of_2(points), max(16, _INTERPRETER_TILE // (tap_block * block_c)))
+        return max(block_n, 16), tap_block, block_c
     block_c = min(triton.next_power_of_2(channels), 64)
-    return max(16, 2048 // block_c), block_c
+    return max(16, 1024 // block_c), 1, block_c
 
 
 def sparse_conv_forward(x, coords, lookup, counts, weight, bias, normalize):
@@ -172,12 +184,12 @@ def sparse_conv_forward(x, coords, lookup, counts, weight, bias, normalize):
     b, n, c = x.shape
     h, w, k = lookup.shape[1], lookup.shape[2], weight.shape[-1]
     scale = _window_scale(counts, normalize, k, x.dtype)
-    block_n, block_c = _blocks(b * n, c, _interpreting(x.device))
+    block_n, tap_block, block_c = _blocks(b * n, k * k, c, _interpreting(x.device))
     grid = (triton.cdiv(b * n, block_n), triton.cdiv(c, block_c))
     _forward_kernel[grid](
         x, coords, lookup, scale, weight, bias if bias is not None else x, out,
         b * n, n, c, h, w,
-        K=k, HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_C=block_c,
+        K=k, HAS_BIAS=bias is not None, BLOCK_N=block_n, TAP_BLOCK=tap_block, BLOCK_C=block_c,
     )
     return out
 
@@ -205,13 +217,13 @@ def sparse_conv_backward(grad_out, x, coords, lookup, counts, weight, normalize,
     h, w, k = lookup.shape[1], lookup.shape[2], weight.shape[-1]
     scale = _window_scale(counts, normalize, k, x.dtype)
     interpreting = _interpreting(x.device)
-    block_n, block_c = _blocks(b * n, c, interpreting)
+    block_n, tap_block, block_c = _blocks(b * n, k * k, c, interpreting)
     point_blocks, channel_blocks = triton.cdiv(b * n, block_n), triton.cdiv(c, block_c)
     if need_grad_x:
         _grad_x_kernel[(point_blocks, channel_blocks)](
             grad_out, coords, lookup, scale, weight, grad_x,
             b * n, n, c, h, w,
-            K=k, BLOCK_N=block_n, BLOCK_C=block_c,
+            K=k, BLOCK_N=block_n, TAP_BLOCK=tap_block, BLOCK_C=block_c,
         )
     if need_grad_weight:
         chunks, blocks_per_chunk = _grad_w_chunks(point_blocks, k * k, c, channel_blocks, interpreting)
@@ -219,7 +231,7 @@ def sparse_conv_backward(grad_out, x, coords, lookup, counts, weight, normalize,
         _grad_w_kernel[(chunks, channel_blocks)](
             grad_out, x, coords, lookup, scale, partial,
             b * n, n, c, h, w, blocks_per_chunk,
-            K=k, BLOCK_N=block_n, BLOCK_C=block_c,
+            K=k, BLOCK_N=block_n, TAP_BLOCK=tap_block, BLOCK_C=block_c,
         )
         grad_w = partial.sum(0).t().reshape(weight.shape).to(weight.dtype)
     return grad_x, grad_w
