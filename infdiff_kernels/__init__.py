@@ -9,17 +9,28 @@ from .sparse_conv import NeighborMap
 from .sparse_conv import build_neighbor_map as _build_neighbor_map
 from .sparse_conv import resample_kernel as _resample_kernel
 from .sparse_conv import sparse_depthwise_conv as _sparse_depthwise_conv
+from . import spectral as _spectral
 
 sparse_depthwise_conv = dlpack_op(_sparse_depthwise_conv)
 resample_kernel = dlpack_op(_resample_kernel)
 build_neighbor_map = dlpack_op(_build_neighbor_map)
+mollify = dlpack_op(_spectral.mollify)
+wiener = dlpack_op(_spectral.wiener)
+q_sample = dlpack_op(_spectral.q_sample)
+gaussian_random_field = dlpack_op(_spectral.gaussian_random_field)
+mollified_noise = dlpack_op(_spectral.mollified_noise)
 
 __all__ = [
     "BACKENDS",
     "NeighborMap",
     "available_backends",
     "build_neighbor_map",
+    "gaussian_random_field",
+    "mollified_noise",
+    "mollify",
+    "q_sample",
     "resample_kernel",
     "sparse_depthwise_conv",
+    "wiener",
 ]
 __version__ = "0.1.0"

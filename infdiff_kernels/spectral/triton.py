@@ -1,0 +1,139 @@
+"""Triton spectral multiply on the interleaved complex rfft2 spectrum
+(torch.view_as_real: (batch, H, W/2 + 1, 2)), with the transfer function evaluated per
+coefficient in the kernel (SPEC section 3; the reflect butterfly is the one of
+csrc/common/spectral_math.h, explained in dct.py). The reordering passes around the
+transforms are PyTorch index ops (dct.TorchReorder)."""
+import functools
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .dct import TorchReorder
+from .reference import GRF, REFLECT
+
+BLOCK = 128
+
+
+@triton.jit
+def _gain(ky, kx, rate, nsr, MODE: tl.constexpr):
+    g = tl.exp(-rate * (ky * ky + kx * kx))
+    if MODE == 1:  # Wiener
+        g = g / (g * g + nsr)
+    return g
+
+
+@triton.jit
+def _periodic_kernel(spec, params, H, W, WC, MODE: tl.constexpr, BLOCK: tl.constexpr):
+    row = tl.program_id(0)  # flattened (batch, k1)
+    rate = tl.load(params)
+    nsr = tl.load(params + 1)
+    k2 = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    live = k2 < WC
+    k1 = row % H
+    ky = tl.minimum(k1, H - k1).to(spec.dtype.element_ty)
+    kx = k2.to(spec.dtype.element_ty)
+    if MODE == 2:  # GRF: scale * sqrt(lambda_k)
+        alpha = tl.load(params + 2)
+        log_tau = tl.load(params + 3)
+        scale = tl.load(params + 4)
+        four_pi_sq = tl.load(params + 5)
+        k_sq = ky * ky + kx * kx
+        f = scale * tl.exp((alpha - 1.0) * log_tau - 0.5 * alpha * tl.log(four_pi_sq * k_sq + tl.exp(2.0 * log_tau)))
+    else:
+        f = _gain(ky, kx, rate, nsr, MODE)
+    base = spec + (row.to(tl.int64) * WC + k2) * 2
+    re = tl.load(base, mask=live)
+    im = tl.load(base + 1, mask=live)
+    tl.store(base, re * f, mask=live)
+    tl.store(base + 1, im * f, mask=live)
+
+
+@triton.jit
+def _reflect_kernel(spec, params, H, W, WC, PAIRS, MODE: tl.constexpr, BLOCK: tl.constexpr):
+    bp = tl.program_id(0)  # flattened (batch, row pair)
+    rate = tl.load(params)
+    nsr = tl.load(params + 1)
+    half_pi = tl.load(params + 6)
+    b = bp // PAIRS
+    k1 = bp % PAIRS
+    k1m = (H - k1) % H
+    k2 = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    live = k2 < WC
+    dt = spec.dtype.element_ty
+    fk1 = k1.to(dt)
+    fk1m = (H - k1).to(dt)
+    fk2 = k2.to(dt)
+    fk2m = (W - k2).to(dt)
+    phi1 = half_pi * fk1 / H
+    phi2 = half_pi * fk2 / W
+    c1 = tl.cos(phi1)
+    s1 = tl.sin(phi1)
+    c2 = tl.cos(phi2)
+    s2 = tl.sin(phi2)
+    g00 = 0.5 * _gain(fk1, fk2, rate, nsr, MODE)
+    g10 = 0.5 * _gain(fk1m, fk2, rate, nsr, MODE)
+    g01 = 0.5 * _gain(fk1, fk2m, rate, nsr, MODE)
+    g11 = 0.5 * _gain(fk1m, fk2m, rate, nsr, MODE)
+    p1 = spec + ((b.to(tl.int64) * H + k1) * WC + k2) * 2
+    p2 = spec + ((b.to(tl.int64) * H + k1m) * WC + k2) * 2
+    v1r = tl.load(p1, mask=live)
+    v1i = tl.load(p1 + 1, mask=live)
+    v2r = tl.load(p2, mask=live)
+    v2i = tl.load(p2 + 1, mask=live)
+    # Undo the column twiddle, split the row FFTs of the two DCT columns, scale, redo.
+    q1r = c2 * v1r + s2 * v1i
+    q1i = c2 * v1i - s2 * v1r
+    q2r = c2 * v2r + s2 * v2i
+    q2i = c2 * v2i - s2 * v2r
+    ar = q1r + q2r
+    ai = q1i - q2i
+    br = q1i + q2i
+    bi = q2r - q1r
+    zr = g00 * (c1 * ar + s1 * ai)
+    zi = g10 * (c1 * ai - s1 * ar)
+    a2r = c1 * zr - s1 * zi
+    a2i = c1 * zi + s1 * zr
+    zr = g01 * (c1 * br + s1 * bi)
+    zi = g11 * (c1 * bi - s1 * br)
+    b2r = c1 * zr - s1 * zi
+    b2i = c1 * zi + s1 * zr
+    o1r = a2r - b2i
+    o1i = a2i + b2r
+    o2r = a2r + b2i
+    o2i = b2r - a2i
+    # A self-paired row (k1 = 0 or H/2) gets the same values from both stores.
+    tl.store(p1, c2 * o1r - s2 * o1i, mask=live)
+    tl.store(p1 + 1, c2 * o1i + s2 * o1r, mask=live)
+    tl.store(p2, c2 * o2r - s2 * o2i, mask=live)
+    tl.store(p2 + 1, c2 * o2i + s2 * o2r, mask=live)
+
+
+@functools.lru_cache(maxsize=64)
+def _params(rate, nsr, alpha, log_tau, scale, dtype, device):
+    """The kernels' scalars in the spectrum's precision (a Python float argument would be fp32)."""
+    values = [rate, nsr, alpha, log_tau, scale, 4.0 * math.pi**2, 0.5 * math.pi]
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def spectral_multiply_(spec, height, width, boundary, mode, sigma, nsr, alpha, tau, scale):
+    """In place on the complex rfft2 spectrum spec (..., H, W/2 + 1)."""
+    if spec.numel() == 0:
+        return
+    re = torch.view_as_real(spec)
+    wc = width // 2 + 1
+    batch = spec.numel() // (height * wc)
+    cols = triton.cdiv(wc, BLOCK)
+    if boundary == REFLECT and mode != GRF:
+        params = _params(0.5 * math.pi**2 * sigma**2, nsr, 0.0, 0.0, 1.0, re.dtype, re.device)
+        pairs = height // 2 + 1
+        _reflect_kernel[(batch * pairs, cols)](re, params, height, width, wc, pairs, MODE=mode, BLOCK=BLOCK)
+    else:
+        log_tau = math.log(tau) if mode == GRF else 0.0
+        params = _params(2.0 * math.pi**2 * sigma**2, nsr, alpha, log_tau, scale, re.dtype, re.device)
+        _periodic_kernel[(batch * height, cols)](re, params, height, width, wc, MODE=mode, BLOCK=BLOCK)
+
+
+spectral_prepare = TorchReorder.spectral_prepare
+spectral_unreorder = TorchReorder.spectral_unreorder
