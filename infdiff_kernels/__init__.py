@@ -5,6 +5,9 @@ fastest for the tensors' device) and accepts torch tensors or DLPack arrays (Num
 returning the caller's array type (see `infdiff_kernels.interop`)."""
 from ._dispatch import BACKENDS, available_backends
 from .interop import dlpack_op
+from . import coords as _coords
+from .knn import grid_to_points as _grid_to_points
+from .knn import knn_to_grid as _knn_to_grid
 from .sparse_conv import NeighborMap
 from .sparse_conv import build_neighbor_map as _build_neighbor_map
 from .sparse_conv import resample_kernel as _resample_kernel
@@ -14,6 +17,12 @@ from . import spectral as _spectral
 sparse_depthwise_conv = dlpack_op(_sparse_depthwise_conv)
 resample_kernel = dlpack_op(_resample_kernel)
 build_neighbor_map = dlpack_op(_build_neighbor_map)
+knn_to_grid = dlpack_op(_knn_to_grid)
+grid_to_points = dlpack_op(_grid_to_points)
+random_coords = _coords.random_coords
+grid_coords = _coords.grid_coords
+gather_points = dlpack_op(_coords.gather_points)
+scatter_points = dlpack_op(_coords.scatter_points)
 mollify = dlpack_op(_spectral.mollify)
 wiener = dlpack_op(_spectral.wiener)
 q_sample = dlpack_op(_spectral.q_sample)
@@ -24,6 +33,12 @@ __all__ = [
     "BACKENDS",
     "NeighborMap",
     "available_backends",
+    "gather_points",
+    "grid_coords",
+    "grid_to_points",
+    "knn_to_grid",
+    "random_coords",
+    "scatter_points",
     "build_neighbor_map",
     "gaussian_random_field",
     "mollified_noise",

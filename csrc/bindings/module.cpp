@@ -12,5 +12,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("with_cuda") = false;
 #endif
   infdiff::bindings::register_sparse_conv(m);
+  infdiff::bindings::register_knn(m);
   infdiff::bindings::register_spectral(m);
 }

@@ -7,6 +7,7 @@ namespace infdiff {
 namespace bindings {
 
 void register_sparse_conv(pybind11::module_& m);
+void register_knn(pybind11::module_& m);
 void register_spectral(pybind11::module_& m);
 
 }  // namespace bindings

@@ -1,0 +1,254 @@
+// Tensor -> raw pointer glue of the k-NN lerp (SPEC section 2) for the CPU kernels
+// (csrc/cpu/knn.h) and, when built with CUDA, the CUDA launchers (csrc/cuda/knn.cuh).
+#include <ATen/OpMathType.h>
+#include <torch/extension.h>
+
+#include "../cpu/knn.h"
+#include "registry.h"
+#include "tensor_checks.h"
+
+#ifdef INFDIFF_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "../cuda/knn.cuh"
+#endif
+
+namespace infdiff {
+namespace bindings {
+namespace {
+
+#ifdef INFDIFF_WITH_CUDA
+template <typename T> struct KnnCudaType { using type = T; };
+template <> struct KnnCudaType<at::Half> { using type = __half; };
+template <> struct KnnCudaType<at::BFloat16> { using type = __nv_bfloat16; };
+template <typename T>
+using cuda_t = typename KnnCudaType<T>::type;
+
+#define INFDIFF_KNN_CUDA_CHECK(err, what) \
+  TORCH_CHECK((err) == cudaSuccess, what " CUDA launch failed: ", cudaGetErrorString(err))
+#endif
+
+#define INFDIFF_KNN_NO_CUDA() TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA")
+
+int checked_int(int64_t v, const char* name) {
+  TORCH_CHECK(v >= 1 && v <= INT32_MAX, name, " must be in [1, 2^31), got ", v);
+  return static_cast<int>(v);
+}
+
+// The (B, h*w, k) neighbour indices (int32) and normalised weights (float64 when `double_weights`,
+// else float32) of every output cell.
+std::tuple<torch::Tensor, torch::Tensor> knn_search(const torch::Tensor& coords, int64_t H, int64_t W,
+                                                    int64_t h, int64_t w, int64_t k, bool double_weights) {
+  INFDIFF_CHECK_INPUT(coords, torch::kInt32);
+  TORCH_CHECK(coords.dim() == 3 && coords.size(2) == 2, "coords must be (B, N, 2)");
+  const int64_t B = coords.size(0), N = coords.size(1);
+  TORCH_CHECK(k >= 1 && k <= N, "k must satisfy 1 <= k <= N");
+  const KnnGeometry geo = make_knn_geometry(checked_int(H, "H"), checked_int(W, "W"), checked_int(h, "h"),
+                                            checked_int(w, "w"), N);
+  const int64_t cells = h * w;
+  auto index = torch::empty({B, cells, k}, coords.options());
+  auto weights = torch::empty({B, cells, k}, coords.options().dtype(double_weights ? torch::kFloat64 : torch::kFloat32));
+  if (B == 0) return {index, weights};
+  if (coords.is_cuda()) {
+#ifdef INFDIFF_WITH_CUDA
+    const c10::cuda::CUDAGuard guard(coords.device());
+    // Bucketing is a stable sort by tile on the device; the search kernel does the rest.
+    const auto rows = coords.select(2, 0).to(torch::kInt64), cols = coords.select(2, 1).to(torch::kInt64);
+    const auto tile_id = (rows / geo.tile) * geo.tiles_w + cols / geo.tile;
+    const int64_t tiles = static_cast<int64_t>(geo.tiles_h) * geo.tiles_w;
+    const auto tile_points = std::get<1>(tile_id.sort(/*stable=*/true, /*dim=*/1)).to(torch::kInt32).contiguous();
+    auto counts = torch::zeros({B, tiles + 1}, tile_id.options());
+    counts.narrow(1, 1, tiles).scatter_add_(1, tile_id, torch::ones_like(tile_id));
+    const auto tile_start = counts.cumsum(1).to(torch::kInt32).contiguous();
+    auto dist = torch::empty({B, cells, k}, tile_id.options());
+    const auto stream = at::cuda::getCurrentCUDAStream();
+    cudaError_t err;
+    if (double_weights)
+      err = cuda::knn_search<double>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(),
+                                     tile_start.data_ptr<int32_t>(), tile_points.data_ptr<int32_t>(),
+                                     dist.data_ptr<int64_t>(), index.data_ptr<int32_t>(),
+                                     weights.data_ptr<double>(), stream);
+    else
+      err = cuda::knn_search<float>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(),
+                                    tile_start.data_ptr<int32_t>(), tile_points.data_ptr<int32_t>(),
+                                    dist.data_ptr<int64_t>(), index.data_ptr<int32_t>(),
+                                    weights.data_ptr<float>(), stream);
+    INFDIFF_KNN_CUDA_CHECK(err, "knn_search");
+#else
+    INFDIFF_KNN_NO_CUDA();
+#endif
+  } else if (double_weights) {
+    cpu::knn_search<double>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(), index.data_ptr<int32_t>(),
+                            weights.data_ptr<double>());
+  } else {
+    cpu::knn_search<float>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(), index.data_ptr<int32_t>(),
+                           weights.data_ptr<float>());
+  }
+  return {index, weights};
+}
+
+void check_neighbours(const torch::Tensor& feats, const torch::Tensor& index, const torch::Tensor& weights) {
+  INFDIFF_CHECK_INPUT(index, torch::kInt32);
+  INFDIFF_CHECK_INPUT(weights, at::toOpMathType(feats.scalar_type()));
+  TORCH_CHECK(index.dim() == 3 && index.size(0) == feats.size(0), "index must be (B, h*w, k)");
+  TORCH_CHECK(weights.sizes() == index.sizes(), "weights must have the shape of index");
+  INFDIFF_CHECK_SAME_DEVICE(feats, index);
+  INFDIFF_CHECK_SAME_DEVICE(feats, weights);
+}
+
+// (B, C, h, w) = weighted sum over the k neighbours of each cell of x (B, N, C).
+torch::Tensor knn_gather(const torch::Tensor& x, const torch::Tensor& index, const torch::Tensor& weights,
+                         int64_t h, int64_t w) {
+  INFDIFF_CHECK_INPUT(x, x.scalar_type());
+  TORCH_CHECK(x.dim() == 3, "x must be (B, N, C)");
+  check_neighbours(x, index, weights);
+  TORCH_CHECK(index.size(1) == h * w, "index must have h*w cells");
+  const int64_t B = x.size(0), N = x.size(1), C = x.size(2), cells = h * w, k = index.size(2);
+  auto out = torch::empty({B, C, h, w}, x.options());
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "knn_gather", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    if (x.is_cuda()) {
+#ifdef INFDIFF_WITH_CUDA
+      const c10::cuda::CUDAGuard guard(x.device());
+      const auto err = cuda::knn_gather<cuda_t<scalar_t>, acc_t>(
+          B, N, C, cells, static_cast<int>(k), reinterpret_cast<const cuda_t<scalar_t>*>(x.data_ptr<scalar_t>()),
+          index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(),
+          reinterpret_cast<cuda_t<scalar_t>*>(out.data_ptr<scalar_t>()), at::cuda::getCurrentCUDAStream());
+      INFDIFF_KNN_CUDA_CHECK(err, "knn_gather");
+#else
+      INFDIFF_KNN_NO_CUDA();
+#endif
+    } else {
+      cpu::knn_gather<scalar_t, acc_t>(B, N, C, cells, static_cast<int>(k), x.data_ptr<scalar_t>(),
+                                       index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), out.data_ptr<scalar_t>());
+    }
+  });
+  return out;
+}
+
+// (B, N, C): the adjoint of knn_gather applied to grad_out (B, C, h, w).
+torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& index, const torch::Tensor& weights,
+                          int64_t N) {
+  INFDIFF_CHECK_INPUT(grad_out, grad_out.scalar_type());
+  TORCH_CHECK(grad_out.dim() == 4, "grad_out must be (B, C, h, w)");
+  check_neighbours(grad_out, index, weights);
+  const int64_t B = grad_out.size(0), C = grad_out.size(1), cells = grad_out.size(2) * grad_out.size(3);
+  TORCH_CHECK(index.size(1) == cells, "index must have h*w cells");
+  const int64_t k = index.size(2);
+  const auto acc_dtype = at::toOpMathType(grad_out.scalar_type());
+  auto acc = torch::zeros({B, N, C}, grad_out.options().dtype(acc_dtype));
+  if (acc.numel() == 0 || cells == 0) return acc.to(grad_out.scalar_type());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "knn_scatter", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    if (grad_out.is_cuda()) {
+#ifdef INFDIFF_WITH_CUDA
+      const c10::cuda::CUDAGuard guard(grad_out.device());
+      const auto err = cuda::knn_scatter<cuda_t<scalar_t>, acc_t>(
+          B, N, C, cells, static_cast<int>(k),
+          reinterpret_cast<const cuda_t<scalar_t>*>(grad_out.data_ptr<scalar_t>()), index.data_ptr<int32_t>(),
+          weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>(), at::cuda::getCurrentCUDAStream());
+      INFDIFF_KNN_CUDA_CHECK(err, "knn_scatter");
+#else
+      INFDIFF_KNN_NO_CUDA();
+#endif
+    } else {
+      cpu::knn_scatter<scalar_t, acc_t>(B, N, C, cells, static_cast<int>(k), grad_out.data_ptr<scalar_t>(),
+                                        index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>());
+    }
+  });
+  return acc.to(grad_out.scalar_type());
+}
+
+void check_points(const torch::Tensor& coords, int64_t B) {
+  INFDIFF_CHECK_INPUT(coords, torch::kInt32);
+  TORCH_CHECK(coords.dim() == 3 && coords.size(0) == B && coords.size(2) == 2, "coords must be (B, N, 2)");
+}
+
+// (B, N, C): bilinear samples of y (B, C, h, w) at the points of an (H, W) lattice.
+torch::Tensor grid_to_points(const torch::Tensor& y, const torch::Tensor& coords, int64_t H, int64_t W) {
+  INFDIFF_CHECK_INPUT(y, y.scalar_type());
+  TORCH_CHECK(y.dim() == 4, "y must be (B, C, h, w)");
+  check_points(coords, y.size(0));
+  INFDIFF_CHECK_SAME_DEVICE(y, coords);
+  const int64_t B = y.size(0), C = y.size(1), N = coords.size(1);
+  const int h = checked_int(y.size(2), "h"), w = checked_int(y.size(3), "w");
+  const int Hi = checked_int(H, "H"), Wi = checked_int(W, "W");
+  auto out = torch::empty({B, N, C}, y.options());
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "grid_to_points", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    if (y.is_cuda()) {
+#ifdef INFDIFF_WITH_CUDA
+      const c10::cuda::CUDAGuard guard(y.device());
+      const auto err = cuda::grid_to_points<cuda_t<scalar_t>, acc_t>(
+          B, N, C, Hi, Wi, h, w, reinterpret_cast<const cuda_t<scalar_t>*>(y.data_ptr<scalar_t>()),
+          coords.data_ptr<int32_t>(), reinterpret_cast<cuda_t<scalar_t>*>(out.data_ptr<scalar_t>()),
+          at::cuda::getCurrentCUDAStream());
+      INFDIFF_KNN_CUDA_CHECK(err, "grid_to_points");
+#else
+      INFDIFF_KNN_NO_CUDA();
+#endif
+    } else {
+      cpu::grid_to_points<scalar_t, acc_t>(B, N, C, Hi, Wi, h, w, y.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(),
+                                           out.data_ptr<scalar_t>());
+    }
+  });
+  return out;
+}
+
+// (B, C, h, w): the adjoint of grid_to_points applied to grad_out (B, N, C).
+torch::Tensor grid_to_points_backward(const torch::Tensor& grad_out, const torch::Tensor& coords, int64_t H,
+                                      int64_t W, int64_t h, int64_t w) {
+  INFDIFF_CHECK_INPUT(grad_out, grad_out.scalar_type());
+  TORCH_CHECK(grad_out.dim() == 3, "grad_out must be (B, N, C)");
+  check_points(coords, grad_out.size(0));
+  TORCH_CHECK(coords.size(1) == grad_out.size(1), "coords and grad_out must have the same N");
+  INFDIFF_CHECK_SAME_DEVICE(grad_out, coords);
+  const int64_t B = grad_out.size(0), N = grad_out.size(1), C = grad_out.size(2);
+  const int hi = checked_int(h, "h"), wi = checked_int(w, "w"), Hi = checked_int(H, "H"), Wi = checked_int(W, "W");
+  const auto acc_dtype = at::toOpMathType(grad_out.scalar_type());
+  auto acc = torch::zeros({B, C, h, w}, grad_out.options().dtype(acc_dtype));
+  if (grad_out.numel() == 0) return acc.to(grad_out.scalar_type());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "grid_to_points_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    if (grad_out.is_cuda()) {
+#ifdef INFDIFF_WITH_CUDA
+      const c10::cuda::CUDAGuard guard(grad_out.device());
+      const auto err = cuda::grid_to_points_backward<cuda_t<scalar_t>, acc_t>(
+          B, N, C, Hi, Wi, hi, wi, reinterpret_cast<const cuda_t<scalar_t>*>(grad_out.data_ptr<scalar_t>()),
+          coords.data_ptr<int32_t>(), acc.data_ptr<acc_t>(), at::cuda::getCurrentCUDAStream());
+      INFDIFF_KNN_CUDA_CHECK(err, "grid_to_points_backward");
+#else
+      INFDIFF_KNN_NO_CUDA();
+#endif
+    } else {
+      cpu::grid_to_points_backward<scalar_t, acc_t>(B, N, C, Hi, Wi, hi, wi, grad_out.data_ptr<scalar_t>(),
+                                                    coords.data_ptr<int32_t>(), acc.data_ptr<acc_t>());
+    }
+  });
+  return acc.to(grad_out.scalar_type());
+}
+
+}  // namespace
+
+void register_knn(pybind11::module_& m) {
+  namespace py = pybind11;
+  m.def("knn_search", &knn_search, "exact k-NN of every output cell among the points: (index, weights)",
+        py::arg("coords"), py::arg("H"), py::arg("W"), py::arg("h"), py::arg("w"), py::arg("k"),
+        py::arg("double_weights"));
+  m.def("knn_gather", &knn_gather, "k-NN lerp of point features onto the grid", py::arg("x"), py::arg("index"),
+        py::arg("weights"), py::arg("h"), py::arg("w"));
+  m.def("knn_scatter", &knn_scatter, "adjoint of knn_gather", py::arg("grad_out"), py::arg("index"),
+        py::arg("weights"), py::arg("N"));
+  m.def("grid_to_points", &grid_to_points, "bilinear samples of a grid at the points", py::arg("y"),
+        py::arg("coords"), py::arg("H"), py::arg("W"));
+  m.def("grid_to_points_backward", &grid_to_points_backward, "adjoint of grid_to_points", py::arg("grad_out"),
+        py::arg("coords"), py::arg("H"), py::arg("W"), py::arg("h"), py::arg("w"));
+}
+
+}  // namespace bindings
+}  // namespace infdiff

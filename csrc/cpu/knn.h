@@ -1,0 +1,201 @@
+// CPU kernels of the k-NN lerp between sparse points and dense grids (SPEC section 2).
+// Torch-free: raw pointers and sizes, instantiated for each dtype by the bindings.
+//
+// knn_search buckets each batch element's points into tiles (a counting sort) and runs the
+// exact ring search of knn_math.h per output cell. The gather/scatter kernels then only
+// read the (B, h*w, k) neighbour indices and normalised weights, which backward reuses.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../common/knn_math.h"
+
+namespace infdiff {
+namespace cpu {
+
+// Points of each batch element sorted by tile: tile_points[b, tile_start[b, t] ..
+// tile_start[b, t + 1]) are the indices of the points in tile t, ascending.
+inline void bucket_points(const KnnGeometry& g, int64_t batch, int64_t N, const int32_t* coords,
+                          std::vector<int32_t>& tile_start, std::vector<int32_t>& tile_points) {
+  const int64_t tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
+  tile_start.assign(batch * (tiles + 1), 0);
+  tile_points.resize(batch * N);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < batch; ++b) {
+    int32_t* start = tile_start.data() + b * (tiles + 1);
+    const int32_t* cb = coords + b * N * 2;
+    auto tile_of = [&](int64_t n) {
+      return static_cast<int64_t>(cb[2 * n] / g.tile) * g.tiles_w + cb[2 * n + 1] / g.tile;
+    };
+    for (int64_t n = 0; n < N; ++n) ++start[tile_of(n) + 1];
+    for (int64_t t = 0; t < tiles; ++t) start[t + 1] += start[t];
+    std::vector<int32_t> fill(start, start + tiles);
+    int32_t* out = tile_points.data() + b * N;
+    for (int64_t n = 0; n < N; ++n) out[fill[tile_of(n)]++] = static_cast<int32_t>(n);
+  }
+}
+
+// The k nearest points of cell (i, j) in (D, index) order, by rings of tiles.
+inline void search_cell(const KnnGeometry& g, int k, int i, int j, const int32_t* coords,
+                        const int32_t* start, const int32_t* points, int64_t* dist, int32_t* index) {
+  const int tr = nearest_lattice_index(i, g.H, g.h) / g.tile;
+  const int tc = nearest_lattice_index(j, g.W, g.w) / g.tile;
+  int count = 0;
+  auto visit = [&](int a, int b) {
+    const int64_t t = static_cast<int64_t>(a) * g.tiles_w + b;
+    for (int32_t q = start[t]; q < start[t + 1]; ++q) {
+      const int32_t p = points[q];
+      const int64_t d = lattice_distance(g, coords[2 * p], coords[2 * p + 1], i, j);
+      count = knn_offer(dist, index, count, k, d, p);
+    }
+  };
+  visit(tr, tc);
+  for (int R = 1;; ++R) {
+    const int64_t bound = ring_lower_bound(g, i, j, tr, tc, R);
+    if (bound == kNoBound || (count == k && bound > dist[k - 1])) break;
+    const int a0 = std::max(tr - R, 0), a1 = std::min(tr + R, g.tiles_h - 1);
+    const int b0 = std::max(tc - R, 0), b1 = std::min(tc + R, g.tiles_w - 1);
+    for (int a = a0; a <= a1; ++a) {
+      if (a == tr - R || a == tr + R) {
+        for (int b = b0; b <= b1; ++b) visit(a, b);
+      } else {
+        if (tc - R >= 0) visit(a, tc - R);
+        if (tc + R < g.tiles_w) visit(a, tc + R);
+      }
+    }
+  }
+}
+
+// index (B, h*w, k) int32 and normalised weights (B, h*w, k) for every output cell.
+template <typename acc_t>
+void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int32_t* coords,
+                int32_t* index, acc_t* weights) {
+  std::vector<int32_t> tile_start, tile_points;
+  bucket_points(g, batch, N, coords, tile_start, tile_points);
+  const int64_t cells = static_cast<int64_t>(g.h) * g.w;
+  const int64_t tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
+#pragma omp parallel
+  {
+    std::vector<int64_t> dist(k);
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t bc = 0; bc < batch * cells; ++bc) {
+      const int64_t b = bc / cells, cell = bc % cells;
+      int32_t* idx = index + bc * k;
+      search_cell(g, k, static_cast<int>(cell / g.w), static_cast<int>(cell % g.w), coords + b * N * 2,
+                  tile_start.data() + b * (tiles + 1), tile_points.data() + b * N, dist.data(), idx);
+      double total = 0;
+      for (int s = 0; s < k; ++s) total += inverse_square_weight(g, dist[s]);
+      for (int s = 0; s < k; ++s) weights[bc * k + s] = static_cast<acc_t>(inverse_square_weight(g, dist[s]) / total);
+    }
+  }
+}
+
+// out (B, C, cells) = sum_s weights[b, cell, s] * x[b, index[b, cell, s], :]
+template <typename scalar_t, typename acc_t>
+void knn_gather(int64_t batch, int64_t N, int64_t C, int64_t cells, int k, const scalar_t* x,
+                const int32_t* index, const acc_t* weights, scalar_t* out) {
+  constexpr int64_t kBlock = 32;  // cells per transposed write
+  const int64_t blocks = (cells + kBlock - 1) / kBlock;
+#pragma omp parallel
+  {
+    std::vector<acc_t> acc(kBlock * C);
+#pragma omp for schedule(static)
+    for (int64_t bb = 0; bb < batch * blocks; ++bb) {
+      const int64_t b = bb / blocks, g0 = (bb % blocks) * kBlock, g1 = std::min(g0 + kBlock, cells);
+      std::fill(acc.begin(), acc.end(), acc_t(0));
+      for (int64_t g = g0; g < g1; ++g) {
+        acc_t* a = acc.data() + (g - g0) * C;
+        const int64_t base = (b * cells + g) * k;
+        for (int s = 0; s < k; ++s) {
+          const scalar_t* xp = x + (b * N + index[base + s]) * C;
+          const acc_t wt = weights[base + s];
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) a[c] += wt * static_cast<acc_t>(xp[c]);
+        }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        scalar_t* o = out + (b * C + c) * cells;
+        for (int64_t g = g0; g < g1; ++g) o[g] = static_cast<scalar_t>(acc[(g - g0) * C + c]);
+      }
+    }
+  }
+}
+
+// grad_x (B, N, C), zero-filled by the caller, += the adjoint of knn_gather applied to
+// grad_out (B, C, cells). Threads own (batch, channel block) pairs, so no two write alike.
+template <typename scalar_t, typename acc_t>
+void knn_scatter(int64_t batch, int64_t N, int64_t C, int64_t cells, int k, const scalar_t* grad_out,
+                 const int32_t* index, const acc_t* weights, acc_t* grad_x) {
+  constexpr int64_t kChannels = 16;
+  const int64_t chunks = (C + kChannels - 1) / kChannels;
+#pragma omp parallel for schedule(static)
+  for (int64_t bq = 0; bq < batch * chunks; ++bq) {
+    const int64_t b = bq / chunks, c0 = (bq % chunks) * kChannels, c1 = std::min(c0 + kChannels, C);
+    const scalar_t* go = grad_out + b * C * cells;
+    for (int64_t g = 0; g < cells; ++g) {
+      const int64_t base = (b * cells + g) * k;
+      for (int s = 0; s < k; ++s) {
+        acc_t* gx = grad_x + (b * N + index[base + s]) * C;
+        const acc_t wt = weights[base + s];
+        for (int64_t c = c0; c < c1; ++c) gx[c] += wt * static_cast<acc_t>(go[c * cells + g]);
+      }
+    }
+  }
+}
+
+// out (B, N, C): bilinear samples of y (B, C, h, w) at the points (grid_sample semantics).
+template <typename scalar_t, typename acc_t>
+void grid_to_points(int64_t batch, int64_t N, int64_t C, int H, int W, int h, int w, const scalar_t* y,
+                    const int32_t* coords, scalar_t* out) {
+  const int64_t plane = static_cast<int64_t>(h) * w;
+#pragma omp parallel for schedule(static)
+  for (int64_t bn = 0; bn < batch * N; ++bn) {
+    const int64_t b = bn / N;
+    const BilinearTap<acc_t> ty = bilinear_tap<acc_t>(coords[2 * bn], H, h);
+    const BilinearTap<acc_t> tx = bilinear_tap<acc_t>(coords[2 * bn + 1], W, w);
+    const int64_t o00 = ty.lo * static_cast<int64_t>(w) + tx.lo, o01 = ty.lo * static_cast<int64_t>(w) + tx.hi;
+    const int64_t o10 = ty.hi * static_cast<int64_t>(w) + tx.lo, o11 = ty.hi * static_cast<int64_t>(w) + tx.hi;
+    const acc_t w00 = (1 - ty.frac) * (1 - tx.frac), w01 = (1 - ty.frac) * tx.frac;
+    const acc_t w10 = ty.frac * (1 - tx.frac), w11 = ty.frac * tx.frac;
+    for (int64_t c = 0; c < C; ++c) {
+      const scalar_t* p = y + (b * C + c) * plane;
+      out[bn * C + c] = static_cast<scalar_t>(w00 * static_cast<acc_t>(p[o00]) + w01 * static_cast<acc_t>(p[o01]) +
+                                              w10 * static_cast<acc_t>(p[o10]) + w11 * static_cast<acc_t>(p[o11]));
+    }
+  }
+}
+
+// grad_y (B, C, h, w), zero-filled by the caller, += the adjoint of grid_to_points applied to
+// grad_out (B, N, C). Threads own (batch, channel block) pairs.
+template <typename scalar_t, typename acc_t>
+void grid_to_points_backward(int64_t batch, int64_t N, int64_t C, int H, int W, int h, int w,
+                             const scalar_t* grad_out, const int32_t* coords, acc_t* grad_y) {
+  constexpr int64_t kChannels = 16;
+  const int64_t chunks = (C + kChannels - 1) / kChannels, plane = static_cast<int64_t>(h) * w;
+#pragma omp parallel for schedule(static)
+  for (int64_t bq = 0; bq < batch * chunks; ++bq) {
+    const int64_t b = bq / chunks, c0 = (bq % chunks) * kChannels, c1 = std::min(c0 + kChannels, C);
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t bn = b * N + n;
+      const BilinearTap<acc_t> ty = bilinear_tap<acc_t>(coords[2 * bn], H, h);
+      const BilinearTap<acc_t> tx = bilinear_tap<acc_t>(coords[2 * bn + 1], W, w);
+      const int64_t o00 = ty.lo * static_cast<int64_t>(w) + tx.lo, o01 = ty.lo * static_cast<int64_t>(w) + tx.hi;
+      const int64_t o10 = ty.hi * static_cast<int64_t>(w) + tx.lo, o11 = ty.hi * static_cast<int64_t>(w) + tx.hi;
+      const acc_t w00 = (1 - ty.frac) * (1 - tx.frac), w01 = (1 - ty.frac) * tx.frac;
+      const acc_t w10 = ty.frac * (1 - tx.frac), w11 = ty.frac * tx.frac;
+      for (int64_t c = c0; c < c1; ++c) {
+        const acc_t go = static_cast<acc_t>(grad_out[bn * C + c]);
+        acc_t* p = grad_y + (b * C + c) * plane;
+        p[o00] += w00 * go;
+        p[o01] += w01 * go;
+        p[o10] += w10 * go;
+        p[o11] += w11 * go;
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace infdiff

@@ -1,0 +1,45 @@
+// Launchers of the CUDA k-NN lerp (SPEC section 2). Torch-free: raw device pointers, sizes
+// and a stream. Instantiated for (scalar_t, acc_t) in {(float, float), (double, double),
+// (__half, float), (__nv_bfloat16, float)}; knn_search for acc_t in {float, double}.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "../common/knn_math.h"
+
+namespace infdiff {
+namespace cuda {
+
+// One thread per (batch, cell): the ring search of knn_math.h over the tile buckets
+// (tile_start (B, tiles + 1), tile_points (B, N)). dist (B, cells, k) is scratch for the
+// running k-best list; index and weights (B, cells, k) are the outputs.
+template <typename acc_t>
+cudaError_t knn_search(const KnnGeometry& geo, int64_t batch, int64_t N, int k, const int32_t* coords,
+                       const int32_t* tile_start, const int32_t* tile_points, int64_t* dist, int32_t* index,
+                       acc_t* weights, cudaStream_t stream);
+
+// out (B, C, cells) = sum_s weights * x[b, index, :].
+template <typename scalar_t, typename acc_t>
+cudaError_t knn_gather(int64_t batch, int64_t N, int64_t C, int64_t cells, int k, const scalar_t* x,
+                       const int32_t* index, const acc_t* weights, scalar_t* out, cudaStream_t stream);
+
+// grad_x (B, N, C) accumulator, zero-filled by the caller: atomic adjoint of knn_gather.
+template <typename scalar_t, typename acc_t>
+cudaError_t knn_scatter(int64_t batch, int64_t N, int64_t C, int64_t cells, int k, const scalar_t* grad_out,
+                        const int32_t* index, const acc_t* weights, acc_t* grad_x, cudaStream_t stream);
+
+// out (B, N, C): bilinear samples of y (B, C, h, w) at the points of an (H, W) lattice.
+template <typename scalar_t, typename acc_t>
+cudaError_t grid_to_points(int64_t batch, int64_t N, int64_t C, int H, int W, int h, int w, const scalar_t* y,
+                           const int32_t* coords, scalar_t* out, cudaStream_t stream);
+
+// grad_y (B, C, h, w) accumulator, zero-filled by the caller: atomic adjoint of grid_to_points.
+template <typename scalar_t, typename acc_t>
+cudaError_t grid_to_points_backward(int64_t batch, int64_t N, int64_t C, int H, int W, int h, int w,
+                                    const scalar_t* grad_out, const int32_t* coords, acc_t* grad_y,
+                                    cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace infdiff

@@ -1,0 +1,108 @@
+// Unit test of csrc/common/knn_math.h: lattice distance D against its definition, the ring
+// lower bound against every pixel beyond the ring, (D, index) insertion order, and the
+// bilinear taps of grid_sample(border, align_corners=False). Returns non-zero on failure.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "../common/knn_math.h"
+
+using namespace infdiff;
+
+static int failures = 0;
+#define EXPECT(cond)                                                   \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
+      ++failures;                                                      \
+    }                                                                  \
+  } while (0)
+
+// D is proportional to the squared domain distance, with the factor of d2_scale.
+static void test_distance_matches_domain_distance() {
+  const int sizes[][4] = {{8, 8, 4, 4}, {7, 5, 3, 11}, {256, 256, 128, 128}, {6, 10, 7, 3}};
+  for (auto& s : sizes) {
+    const KnnGeometry g = make_knn_geometry(s[0], s[1], s[2], s[3], 10);
+    for (int r = 0; r < s[0]; r += 3)
+      for (int c = 0; c < s[1]; c += 2)
+        for (int i = 0; i < s[2]; i += 2)
+          for (int j = 0; j < s[3]; j += 3) {
+            const double dy = (r + 0.5) / s[0] - (i + 0.5) / s[2], dx = (c + 0.5) / s[1] - (j + 0.5) / s[3];
+            const double d2 = dy * dy + dx * dx;
+            const double got = static_cast<double>(lattice_distance(g, r, c, i, j)) * g.d2_scale;
+            EXPECT(std::fabs(got - d2) <= 1e-12 * (1 + d2));
+          }
+  }
+}
+
+// Every pixel in tile rings >= R has D >= ring_lower_bound, and when the bound is kNoBound
+// no pixel lies there.
+static void test_ring_bound_is_a_lower_bound() {
+  const int sizes[][4] = {{9, 13, 4, 5}, {16, 16, 16, 16}, {5, 7, 11, 3}};
+  for (auto& s : sizes) {
+    for (int64_t n : {1, 5, 30}) {
+      const KnnGeometry g = make_knn_geometry(s[0], s[1], s[2], s[3], n);
+      for (int i = 0; i < g.h; ++i)
+        for (int j = 0; j < g.w; ++j) {
+          const int tr = nearest_lattice_index(i, g.H, g.h) / g.tile, tc = nearest_lattice_index(j, g.W, g.w) / g.tile;
+          for (int R = 1; R <= g.tiles_h + g.tiles_w; ++R) {
+            const int64_t bound = ring_lower_bound(g, i, j, tr, tc, R);
+            bool any = false;
+            for (int r = 0; r < g.H; ++r)
+              for (int c = 0; c < g.W; ++c) {
+                const int ring = std::max(std::abs(r / g.tile - tr), std::abs(c / g.tile - tc));
+                if (ring < R) continue;
+                any = true;
+                EXPECT(lattice_distance(g, r, c, i, j) >= bound);
+              }
+            EXPECT(any == (bound != kNoBound));
+          }
+        }
+    }
+  }
+}
+
+static void test_offer_keeps_k_first_in_order() {
+  int64_t dist[3];
+  int32_t index[3];
+  int count = 0;
+  const int64_t ds[] = {5, 3, 5, 1, 3, 5, 0};
+  const int32_t ps[] = {4, 6, 2, 9, 1, 0, 7};
+  for (int t = 0; t < 7; ++t) count = knn_offer(dist, index, count, 3, ds[t], ps[t]);
+  EXPECT(count == 3);
+  EXPECT(dist[0] == 0 && index[0] == 7);
+  EXPECT(dist[1] == 1 && index[1] == 9);
+  EXPECT(dist[2] == 3 && index[2] == 1);  // tie at D = 3: index 1 before 6
+}
+
+static void test_bilinear_taps_follow_grid_sample() {
+  // 4 lattice points onto 2 cells: source positions -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1).
+  const double expect_src[] = {0.0, 0.25, 0.75, 1.0};
+  for (int c = 0; c < 4; ++c) {
+    const BilinearTap<double> t = bilinear_tap<double>(c, 4, 2);
+    EXPECT(std::fabs(t.lo + t.frac - expect_src[c]) < 1e-15);
+    EXPECT(t.hi <= 1 && t.lo <= t.hi);
+  }
+  const BilinearTap<double> one = bilinear_tap<double>(3, 5, 1);
+  EXPECT(one.lo == 0 && one.hi == 0 && one.frac == 0.0);
+}
+
+static void test_tile_size() {
+  EXPECT(knn_tile_size(256, 256, 16384) == 2);
+  EXPECT(knn_tile_size(256, 256, 8192) == 4);
+  EXPECT(knn_tile_size(8, 8, 64) == 1);
+  EXPECT(knn_tile_size(8, 8, 1) >= 8);
+}
+
+int main() {
+  test_distance_matches_domain_distance();
+  test_ring_bound_is_a_lower_bound();
+  test_offer_keeps_k_first_in_order();
+  test_bilinear_taps_follow_grid_sample();
+  test_tile_size();
+  if (failures) std::printf("%d failure(s)\n", failures);
+  else std::printf("test_knn_math: all passed\n");
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,73 @@
+"""Coordinate helpers of the pipeline: which pixels are the sparse points, and moving
+features between dense images (B, C, H, W) and point features (B, N, C).
+
+Point coordinates follow SPEC "Geometry": integer (row, col) pairs, (B, N, 2), N distinct
+pixels per batch element."""
+from numbers import Real
+
+import torch
+
+from . import _validate
+
+
+def random_coords(batch, size, fraction=None, count=None, *, generator=None, device="cpu", dtype=torch.int64):
+    """(batch, N, 2) uniformly random distinct pixels of an (H, W) grid per batch element, in
+    ascending pixel order (the training sampler of infinite-resolution diffusion). Give either
+    `fraction` in (0, 1] (N = round(fraction * H * W), at least 1) or `count` N in [1, H * W]."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
+        raise ValueError(f"batch must be an int >= 0, got {batch!r}")
+    h, w = _validate.size2("size", size)
+    if (fraction is None) == (count is None):
+        raise ValueError("give exactly one of fraction and count")
+    if fraction is not None:
+        if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
+        count = max(1, round(fraction * h * w))
+    elif isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= h * w:
+        raise ValueError(f"count must be an int in [1, H * W = {h * w}], got {count!r}")
+    device = torch.device(device)
+    gen_device = generator.device if generator is not None else device
+    # The k smallest of i.i.d. uniform keys are a uniform k-subset.
+    keys = torch.rand((batch, h * w), generator=generator, device=gen_device).to(device)
+    linear = keys.topk(count, dim=1, largest=False).indices.sort(1).values
+    return torch.stack((linear // w, linear % w), -1).to(dtype)
+
+
+def grid_coords(size, batch=None, *, device="cpu", dtype=torch.int64):
+    """All H * W pixels of an (H, W) grid in row-major order: (H * W, 2), or (batch, H * W, 2)."""
+    h, w = _validate.size2("size", size)
+    rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    out = torch.stack((rows.reshape(-1), cols.reshape(-1)), -1).to(dtype)
+    return out if batch is None else out.expand(batch, -1, -1).contiguous()
+
+
+def _image_points(image, coords):
+    _validate.tensor("image", image, 4)
+    _validate.tensor("coords", coords, 3)
+    _validate.dtype_in("coords", coords, _validate.COORD_DTYPES)
+    if coords.shape[-1] != 2 or coords.shape[0] != image.shape[0]:
+        raise ValueError(f"coords must be (B, N, 2) with B = {image.shape[0]}, got shape {tuple(coords.shape)}")
+    _validate.same_device(image=image, coords=coords)
+    size = _validate.coords_in_range(coords, tuple(image.shape[2:]))
+    return (coords[..., 0].long() * size[1] + coords[..., 1].long()).unsqueeze(1)  # (B, 1, N)
+
+
+def gather_points(image, coords):
+    """Point features (B, N, C) of a dense image (B, C, H, W) at coords (B, N, 2)."""
+    linear = _image_points(image, coords)
+    b, c = image.shape[:2]
+    flat = image.reshape(b, c, -1)
+    return flat.gather(2, linear.expand(b, c, linear.shape[2])).transpose(1, 2).contiguous()
+
+
+def scatter_points(x, coords, size, fill=0.0):
+    """(image (B, C, H, W), mask (B, 1, H, W) bool): point features x (B, N, C) written at
+    coords on a grid filled with `fill`, and where they were written."""
+    size = _validate.points(x, coords, size)
+    b, n, c = x.shape
+    image = x.new_full((b, c, size[0] * size[1]), fill)
+    linear = (coords[..., 0].long() * size[1] + coords[..., 1].long()).unsqueeze(1)
+    image = image.scatter(2, linear.expand(b, c, n), x.transpose(1, 2))
+    mask = torch.zeros((b, 1, size[0] * size[1]), dtype=torch.bool, device=x.device)
+    mask.scatter_(2, linear, True)
+    return image.view(b, c, *size), mask.view(b, 1, *size)

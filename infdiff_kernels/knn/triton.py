@@ -1,0 +1,157 @@
+"""Triton kernels of the k-NN lerp (SPEC section 2): the weighted gather onto the grid, its
+adjoint scatter, bilinear sampling at the points and its adjoint.
+
+The exact neighbour search is not done here: `ops.knn_search_op` runs the compiled ring
+search of the C++/CUDA extension for the tensors' device when it is built, and otherwise the
+torch brute force of `reference.knn_search`. The scatters use atomic adds into an
+accumulation-dtype buffer (float32, or float64 for float64 inputs), so their summation order
+is not fixed on GPUs."""
+import torch
+import triton
+import triton.language as tl
+
+_BLOCK_ROWS = 32  # cells or points per program
+_MAX_BLOCK_C = 64
+
+
+def _block_c(channels):
+    return min(_MAX_BLOCK_C, triton.next_power_of_2(max(1, channels)))
+
+
+def _acc_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@triton.jit
+def _gather_kernel(x_ptr, index_ptr, weights_ptr, out_ptr, N, C, cells, k,
+                   BLOCK_G: tl.constexpr, BLOCK_C: tl.constexpr):
+    b = tl.program_id(0)
+    g = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)
+    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    gm, cm = g < cells, c < C
+    mask = gm[:, None] & cm[None, :]
+    acc = tl.zeros((BLOCK_G, BLOCK_C), dtype=weights_ptr.dtype.element_ty)
+    base = (b * cells + g) * k
+    for s in range(k):
+        p = tl.load(index_ptr + base + s, mask=gm, other=0).to(tl.int64)
+        wt = tl.load(weights_ptr + base + s, mask=gm, other=0)
+        xv = tl.load(x_ptr + (b * N + p)[:, None] * C + c[None, :], mask=mask, other=0)
+        acc += wt[:, None] * xv.to(acc.dtype)
+    tl.store(out_ptr + (b * C + c[None, :]).to(tl.int64) * cells + g[:, None],
+             acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _scatter_kernel(grad_ptr, index_ptr, weights_ptr, acc_ptr, N, C, cells, k,
+                    BLOCK_G: tl.constexpr, BLOCK_C: tl.constexpr):
+    b = tl.program_id(0)
+    g = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)
+    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    gm, cm = g < cells, c < C
+    mask = gm[:, None] & cm[None, :]
+    go = tl.load(grad_ptr + (b * C + c[None, :]).to(tl.int64) * cells + g[:, None], mask=mask, other=0)
+    go = go.to(acc_ptr.dtype.element_ty)
+    base = (b * cells + g) * k
+    for s in range(k):
+        p = tl.load(index_ptr + base + s, mask=gm, other=0).to(tl.int64)
+        wt = tl.load(weights_ptr + base + s, mask=gm, other=0)
+        tl.atomic_add(acc_ptr + (b * N + p)[:, None] * C + c[None, :], wt[:, None] * go, mask=mask)
+
+
+@triton.jit
+def _taps(coords_ptr, offs, m, in_size, out_size, dtype: tl.constexpr):
+    """grid_sample(border, align_corners=False) taps of lattice index coords[offs]."""
+    q = tl.load(coords_ptr + offs, mask=m, other=0).to(dtype)
+    src = (2 * q + 1) * out_size / (2.0 * in_size) - 0.5
+    src = tl.minimum(tl.maximum(src, 0.0), (out_size - 1).to(dtype))
+    lo = src.to(tl.int32)  # src >= 0: truncation is floor
+    frac = src - lo.to(dtype)
+    hi = tl.minimum(lo + 1, out_size - 1)
+    return lo, hi, frac
+
+
+@triton.jit
+def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.constexpr,
+                   ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    """grad_mode=False: out (B, N, C) = samples of y (B, C, h, w). grad_mode=True: the adjoint,
+    y_ptr is grad_out (B, N, C) and out_ptr the (B, C, h, w) accumulator (atomic adds)."""
+    b = tl.program_id(0)
+    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    nm, cm = n < N, c < C
+    mask = nm[:, None] & cm[None, :]
+    y0, y1, fy = _taps(coords_ptr, (b * N + n) * 2, nm, H, h, ACC)
+    x0, x1, fx = _taps(coords_ptr, (b * N + n) * 2 + 1, nm, W, w, ACC)
+    plane = (b * C + c[None, :]).to(tl.int64) * h * w
+    o00 = plane + (y0 * w + x0)[:, None]
+    o01 = plane + (y0 * w + x1)[:, None]
+    o10 = plane + (y1 * w + x0)[:, None]
+    o11 = plane + (y1 * w + x1)[:, None]
+    w00 = ((1 - fy) * (1 - fx))[:, None]
+    w01 = ((1 - fy) * fx)[:, None]
+    w10 = (fy * (1 - fx))[:, None]
+    w11 = (fy * fx)[:, None]
+    pts = (b * N + n)[:, None].to(tl.int64) * C + c[None, :]
+    if grad_mode:
+        go = tl.load(y_ptr + pts, mask=mask, other=0).to(ACC)
+        tl.atomic_add(out_ptr + o00, w00 * go, mask=mask)
+        tl.atomic_add(out_ptr + o01, w01 * go, mask=mask)
+        tl.atomic_add(out_ptr + o10, w10 * go, mask=mask)
+        tl.atomic_add(out_ptr + o11, w11 * go, mask=mask)
+    else:
+        v = w00 * tl.load(y_ptr + o00, mask=mask, other=0).to(ACC)
+        v += w01 * tl.load(y_ptr + o01, mask=mask, other=0).to(ACC)
+        v += w10 * tl.load(y_ptr + o10, mask=mask, other=0).to(ACC)
+        v += w11 * tl.load(y_ptr + o11, mask=mask, other=0).to(ACC)
+        tl.store(out_ptr + pts, v.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def _grid(batch, rows, channels):
+    bc = _block_c(channels)
+    return (batch, triton.cdiv(rows, _BLOCK_ROWS), triton.cdiv(channels, bc)), bc
+
+
+def _tl_acc(dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def knn_gather(x, index, weights, h, w):
+    b, n, c = x.shape
+    cells, k = index.shape[1:]
+    out = x.new_empty((b, c, h, w))
+    if out.numel() == 0:
+        return out
+    grid, bc = _grid(b, cells, c)
+    _gather_kernel[grid](x, index, weights, out, n, c, cells, k, BLOCK_G=_BLOCK_ROWS, BLOCK_C=bc)
+    return out
+
+
+def knn_scatter(grad_out, index, weights, n):
+    b, c = grad_out.shape[:2]
+    cells, k = index.shape[1:]
+    acc = torch.zeros((b, n, c), device=grad_out.device, dtype=_acc_dtype(grad_out.dtype))
+    if acc.numel() and cells:
+        grid, bc = _grid(b, cells, c)
+        _scatter_kernel[grid](grad_out, index, weights, acc, n, c, cells, k, BLOCK_G=_BLOCK_ROWS, BLOCK_C=bc)
+    return acc.to(grad_out.dtype)
+
+
+def grid_to_points(y, coords, H, W):
+    b, c, h, w = y.shape
+    n = coords.shape[1]
+    out = y.new_empty((b, n, c))
+    if out.numel():
+        grid, bc = _grid(b, n, c)
+        _sample_kernel[grid](y, coords, out, n, c, H, W, h, w, grad_mode=False, ACC=_tl_acc(y.dtype),
+                             BLOCK_N=_BLOCK_ROWS, BLOCK_C=bc)
+    return out
+
+
+def grid_to_points_backward(grad_out, coords, H, W, h, w):
+    b, n, c = grad_out.shape
+    acc = torch.zeros((b, c, h, w), device=grad_out.device, dtype=_acc_dtype(grad_out.dtype))
+    if grad_out.numel():
+        grid, bc = _grid(b, n, c)
+        _sample_kernel[grid](grad_out, coords, acc, n, c, H, W, h, w, grad_mode=True, ACC=_tl_acc(grad_out.dtype),
+                             BLOCK_N=_BLOCK_ROWS, BLOCK_C=bc)
+    return acc.to(grad_out.dtype)

@@ -1,0 +1,238 @@
+"""knn_to_grid and grid_to_points against SPEC section 2: the reference and every backend
+against an independent exact oracle written from the SPEC text (fractions, no infdiff code),
+every backend against the reference, errors, gradients and the custom-op contract."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import infdiff_kernels as ik
+from infdiff_kernels.knn import reference
+from infdiff_kernels.knn.ops import grid_to_points_op, knn_gather_op, knn_search_op
+
+from .cases import backend_params, random_points
+
+BACKENDS = backend_params()
+ALL_BACKENDS = [pytest.param("reference", "cpu", id="reference")] + BACKENDS
+TOLERANCES = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-5)}
+
+# (size, out_size, N, k, B): h*w < N, h*w > N, coprime and non-square sizes, k = N.
+CASES = [
+    ((8, 8), (4, 4), 40, 3, 2),
+    ((8, 8), (16, 16), 6, 2, 2),
+    ((6, 10), (7, 3), 25, 5, 1),
+    ((5, 7), (9, 11), 8, 8, 2),
+    ((9, 9), (3, 3), 81, 1, 1),
+    ((4, 4), (4, 4), 7, 4, 3),
+    ((12, 12), (5, 5), 20, 7, 1),
+]
+
+
+def clustered_points(batch, size, n):
+    """Points packed into the top-left corner, so cells far away must search far."""
+    h, w = size
+    side = int(np.ceil(np.sqrt(n)))
+    pts = [(i // side, i % side) for i in range(n)]
+    return torch.tensor(pts, dtype=torch.int64).expand(batch, n, 2).contiguous()
+
+
+def spec_oracle(x, coords, size, out_size, k):
+    """SPEC section 2 from its text alone: exact squared distances as fractions of the domain
+    positions, ordered by (distance, point index), inverse-square weights, normalised."""
+    (H, W), (h, w) = size, out_size
+    x = np.asarray(x, dtype=np.float64)
+    B, N, C = x.shape
+    out = np.zeros((B, C, h, w))
+    for b in range(B):
+        pts = [(Fraction(2 * r + 1, 2 * H), Fraction(2 * c + 1, 2 * W)) for r, c in coords[b].tolist()]
+        for i in range(h):
+            for j in range(w):
+                gy, gx = Fraction(2 * i + 1, 2 * h), Fraction(2 * j + 1, 2 * w)
+                d2 = [((py - gy) ** 2 + (px - gx) ** 2, p) for p, (py, px) in enumerate(pts)]
+                chosen = sorted(d2)[:k]
+                a = np.array([1.0 / max(float(d), 1e-16) for d, _ in chosen])
+                feats = np.stack([x[b, p] for _, p in chosen])
+                out[b, :, i, j] = (a[:, None] * feats).sum(0) / a.sum()
+    return out
+
+
+def spec_neighbours(coords, size, out_size, k):
+    (H, W), (h, w) = size, out_size
+    res = []
+    for b in range(coords.shape[0]):
+        pts = [(Fraction(2 * r + 1, 2 * H), Fraction(2 * c + 1, 2 * W)) for r, c in coords[b].tolist()]
+        cells = []
+        for i in range(h):
+            for j in range(w):
+                gy, gx = Fraction(2 * i + 1, 2 * h), Fraction(2 * j + 1, 2 * w)
+                cells.append([p for _, p in sorted(((py - gy) ** 2 + (px - gx) ** 2, p) for p, (py, px) in enumerate(pts))[:k]])
+        res.append(cells)
+    return res
+
+
+def make_case(size, out_size, n, batch, channels=3, dtype=torch.float64, seed=0, clustered=False):
+    g = torch.Generator().manual_seed(seed)
+    coords = clustered_points(batch, size, n) if clustered else random_points(batch, size, n, generator=g)
+    x = torch.randn(batch, n, channels, generator=g, dtype=torch.float64).to(dtype)
+    return x, coords
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+@pytest.mark.parametrize("size,out_size,n,k,batch", CASES[:4])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_every_backend_matches_spec_oracle(backend, device, size, out_size, n, k, batch, clustered):
+    x, coords = make_case(size, out_size, n, batch, clustered=clustered)
+    out = ik.knn_to_grid(x.to(device), coords.to(device), size, out_size, k, backend=backend)
+    np.testing.assert_allclose(out.cpu().numpy(), spec_oracle(x, coords, size, out_size, k), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("size,out_size,n,k,batch", CASES)
+@pytest.mark.parametrize("clustered", [False, True])
+def test_search_neighbours_equal_spec_order(size, out_size, n, k, batch, clustered):
+    """The neighbour sets and their order, including every tie, equal the SPEC's, for both the
+    brute force and the compiled ring search."""
+    _, coords = make_case(size, out_size, n, batch, clustered=clustered)
+    expected = torch.tensor(spec_neighbours(coords, size, out_size, k)).view(batch, -1, k)
+    index, _ = reference.knn_search(coords, size, out_size, k)
+    assert torch.equal(index, expected)
+    index, weights = knn_search_op(coords.to(torch.int32), *size, *out_size, k, True)
+    assert torch.equal(index.long(), expected)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2], dtype=torch.float64))
+
+
+def test_ties_resolve_to_smaller_point_index():
+    # Cell centre (0.5, 0.5) of a 1x1 grid is equidistant from the four central pixels of 4x4.
+    coords = torch.tensor([[[2, 2], [1, 1], [2, 1], [1, 2], [0, 0]]])
+    for backend in ["reference"] + [b for b in ik.available_backends("cpu") if b != "reference"]:
+        x = torch.eye(5, dtype=torch.float64)[None]
+        out = ik.knn_to_grid(x, coords, (4, 4), (1, 1), k=3, backend=backend)
+        expected = torch.tensor([1 / 3, 1 / 3, 1 / 3, 0, 0], dtype=torch.float64)
+        torch.testing.assert_close(out[0, :, 0, 0], expected, msg=backend)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("k", range(1, 9))
+def test_backend_matches_reference(backend, device, dtype, k):
+    size, out_size = (10, 9), (6, 7)
+    x, coords = make_case(size, out_size, 24, 2, channels=5, dtype=dtype, seed=k)
+    ref = ik.knn_to_grid(x, coords, size, out_size, k, backend="reference")
+    out = ik.knn_to_grid(x.to(device), coords.to(device), size, out_size, k, backend=backend)
+    rtol, atol = TOLERANCES[dtype]
+    torch.testing.assert_close(out.cpu(), ref, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_backward_matches_reference(backend, device, dtype):
+    size, out_size = (8, 8), (5, 6)
+    x, coords = make_case(size, out_size, 20, 2, channels=4, dtype=dtype)
+    g = torch.randn(2, 4, *out_size, dtype=dtype)
+    results = []
+    for be, dev in (("reference", "cpu"), (backend, device)):
+        xx = x.to(dev).requires_grad_()
+        (grad,) = torch.autograd.grad(ik.knn_to_grid(xx, coords.to(dev), size, out_size, 3, backend=be), xx, g.to(dev))
+        results.append(grad.cpu())
+    rtol, atol = TOLERANCES[dtype]
+    torch.testing.assert_close(results[1], results[0], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+def test_gradcheck(backend, device):
+    size, out_size = (6, 6), (4, 5)
+    x, coords = make_case(size, out_size, 10, 2, channels=2)
+    x, coords = x.to(device).requires_grad_(), coords.to(device)
+    assert torch.autograd.gradcheck(lambda t: ik.knn_to_grid(t, coords, size, out_size, 3, backend=backend), (x,))
+    y = torch.randn(2, 2, *out_size, dtype=torch.float64, device=device, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ik.grid_to_points(t, coords, size, backend=backend), (y,))
+    assert torch.autograd.gradgradcheck(lambda t: ik.grid_to_points(t, coords, size, backend=backend), (y,))
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_opcheck(backend, device):
+    size, out_size = (6, 6), (4, 5)
+    x, coords = make_case(size, out_size, 10, 2, channels=3)
+    x, coords = x.to(device).requires_grad_(), coords.to(device=device, dtype=torch.int32)
+    index, weights = knn_search_op(coords, *size, *out_size, 3, True)
+    torch.library.opcheck(knn_search_op, (coords, *size, *out_size, 3, True))
+    torch.library.opcheck(knn_gather_op, (x, index, weights, *out_size, backend))
+    y = torch.randn(2, 3, *out_size, dtype=torch.float64, device=device, requires_grad=True)
+    torch.library.opcheck(grid_to_points_op, (y, coords, *size, backend))
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("size,out_size", [((8, 8), (4, 4)), ((5, 7), (9, 3)), ((16, 16), (16, 16)), ((3, 4), (1, 1))])
+def test_grid_to_points_equals_grid_sample(backend, device, dtype, size, out_size):
+    g = torch.Generator().manual_seed(1)
+    coords = random_points(2, size, min(10, size[0] * size[1]), generator=g)
+    y = torch.randn(2, 3, *out_size, generator=g, dtype=torch.float64).to(dtype)
+    H, W = size
+    c = coords.double()
+    grid = torch.stack(((2 * c[..., 1] + 1) / W - 1, (2 * c[..., 0] + 1) / H - 1), -1).to(dtype)
+    expected = F.grid_sample(y, grid[:, :, None], mode="bilinear", padding_mode="border", align_corners=False)
+    out = ik.grid_to_points(y.to(device), coords.to(device), size, backend=backend)
+    rtol, atol = TOLERANCES[dtype]
+    torch.testing.assert_close(out.cpu(), expected[..., 0].transpose(1, 2), rtol=rtol, atol=atol)
+
+
+def test_compiled_search_scales_on_a_realistic_case():
+    """Ring search == brute force at pipeline-like sizes (1/8 of 64^2 onto 32^2 and the reverse)."""
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    coords = ik.random_coords(2, (64, 64), 1 / 8, generator=torch.Generator().manual_seed(3))
+    for out_size in ((32, 32), (96, 80)):
+        expected, _ = reference.knn_search(coords, (64, 64), out_size, 3)
+        index, _ = knn_search_op(coords.to(torch.int32), 64, 64, *out_size, 3, False)
+        assert torch.equal(index.long(), expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(k=0), "k must"),
+        (dict(k=11), "k must"),
+        (dict(out_size=(0, 3)), "out_size"),
+        (dict(size=(2, 2)), "outside"),
+        (dict(backend="nope"), "backend"),
+    ],
+)
+def test_knn_to_grid_errors(kwargs, match):
+    x, coords = make_case((6, 6), (3, 3), 10, 1)
+    args = dict(size=(6, 6), out_size=(3, 3), k=3) | kwargs
+    with pytest.raises(ValueError, match=match):
+        ik.knn_to_grid(x, coords, args.pop("size"), args.pop("out_size"), **args)
+
+
+def test_errors_name_the_argument():
+    x, coords = make_case((6, 6), (3, 3), 10, 1)
+    with pytest.raises(ValueError, match="duplicate"):
+        ik.knn_to_grid(x, torch.zeros_like(coords), (6, 6), (3, 3))
+    ik.knn_to_grid(x, torch.zeros_like(coords), (6, 6), (3, 3), check=False)  # caller vouches
+    with pytest.raises(ValueError, match="coords"):
+        ik.knn_to_grid(x[:, :5], coords, (6, 6), (3, 3))
+    with pytest.raises(TypeError, match="x must have dtype"):
+        ik.knn_to_grid(x.long(), coords, (6, 6), (3, 3))
+    with pytest.raises(ValueError, match="2\\^63"):
+        ik.knn_to_grid(x, coords, (6, 6), (2**20 + 1, 2**20 - 1))
+    with pytest.raises(ValueError, match="coords has B"):
+        ik.grid_to_points(torch.zeros(2, 1, 3, 3), coords, (6, 6))
+    with pytest.raises(TypeError, match="y must"):
+        ik.grid_to_points(torch.zeros(1, 1, 3, 3, dtype=torch.int64), coords, (6, 6))
+
+
+def test_inputs_are_not_written():
+    x, coords = make_case((6, 6), (3, 3), 10, 1)
+    x0, c0 = x.clone(), coords.clone()
+    for backend in ik.available_backends("cpu"):
+        ik.knn_to_grid(x, coords, (6, 6), (3, 3), backend=backend)
+    assert torch.equal(x, x0) and torch.equal(coords, c0)
+
+
+def test_numpy_in_numpy_out():
+    x, coords = make_case((6, 6), (3, 3), 10, 1)
+    out = ik.knn_to_grid(x.numpy(), coords.numpy(), (6, 6), (3, 3))
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_allclose(out, spec_oracle(x, coords, (6, 6), (3, 3), 3), rtol=1e-10)
