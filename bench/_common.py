@@ -132,10 +132,19 @@ def skipped(case: str, impl: str, reason: str) -> Timing:
     return Timing(case, impl, skipped=reason)
 
 
-def ratio_table(timings, baseline: str, title: str = "") -> str:
+def stat_of(t: Timing, stat: str = "median") -> Optional[float]:
+    """The median, or the minimum (the least disturbed sample: on a busy shared machine,
+    interference only adds time, so ratios of minima are the steadier estimate)."""
+    if t.median_s is None:
+        return None
+    return t.median_s if stat == "median" else min(t.all_s)
+
+
+def ratio_table(timings, baseline: str, title: str = "", stat: str = "median") -> str:
     """A text table with one row per case and one column per implementation, each cell the
-    implementation's median time divided by the `baseline` implementation's on that case
-    (the baseline column reads 1.00x). Skips and their reasons are listed below the table."""
+    implementation's `stat` ("median" or "min") time divided by the `baseline`
+    implementation's on that case (the baseline column reads 1.000x). Skips and their
+    reasons are listed below the table."""
     cases = list(dict.fromkeys(t.case for t in timings))
     impls = list(dict.fromkeys(t.impl for t in timings))
     if baseline in impls:
@@ -153,10 +162,10 @@ def ratio_table(timings, baseline: str, title: str = "") -> str:
                 row.append("")
             elif t.skipped is not None:
                 row.append("skip")
-            elif base is None or base.median_s is None or base.median_s == 0:
+            elif base is None or not stat_of(base, stat):
                 row.append("n/a")
             else:
-                row.append(f"{t.median_s / base.median_s:.3f}x")
+                row.append(f"{stat_of(t, stat) / stat_of(base, stat):.3f}x")
         rows.append(row)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
@@ -166,7 +175,7 @@ def ratio_table(timings, baseline: str, title: str = "") -> str:
     lines = []
     if title:
         lines.append(title)
-    lines.append(f"time / time of {baseline!r} (lower is faster)")
+    lines.append(f"{stat} time / {stat} time of {baseline!r} (lower is faster)")
     lines.append(fmt(header))
     lines.append("  ".join("-" * wd for wd in widths))
     lines.extend(fmt(r) for r in rows)

@@ -3,6 +3,9 @@ oracle over the whole grid, spconv and TorchSparse.
 
     python -m bench.sparse_conv            # 128^2 and 256^2, densities 1 .. 1/16
     python -m bench.sparse_conv --quick    # 128^2, densities 1 and 1/4, few repeats
+    python -m bench.sparse_conv --sizes 256 --densities 1 1/4 --skip reference spconv  # headline only
+
+Modes: "fwd" (no grad), "fwd+bwd" (grads of x, weight, bias), "fwd+bwd(x)" (grad of x only).
 
 The fair dense baseline ("dense") is F.conv2d(groups=C, padding=K//2) on the dense
 (B, C, H, W) image: what one would run without sparsity, whatever the density. Every sparse
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 
 import infdiff_kernels as ik
 
-from ._common import arg_parser, ratio_table, skipped, time_side_by_side, write_json
+from ._common import arg_parser, ratio_table, skipped, stat_of, time_side_by_side, write_json
 
 FAMILY = "sparse_conv"
 B, C, K = 4, 64, 7
@@ -103,7 +106,8 @@ def spconv_unavailable_reasons():
     except Exception as exc:  # noqa: BLE001
         return f"spconv {spconv.__version__} forward fails on CPU ({type(exc).__name__}: {exc})", None
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # spconv prints a debug dump on failure
+        # spconv prints a debug dump on failure; the reason below says what matters
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             out.sum().backward()
     except Exception as exc:  # noqa: BLE001
         return None, f"spconv {spconv.__version__} has no CPU backward ({type(exc).__name__}: {exc})"
@@ -180,12 +184,15 @@ def run_case(size, density, backends, repeats, generator, peers):
 
 def headline(timings, build_timings, size):
     """The issue's figures at `size`^2 (ratios), each with its target and whether it is met;
-    the fwd+bwd targets are judged in both backward modes (see MODES)."""
-    med = {(t.case, t.impl): t.median_s for t in timings + build_timings if t.median_s is not None}
+    the fwd+bwd targets are judged in both backward modes (see MODES). Each ratio is of
+    medians, with the ratio of minima beside it ("ratio_of_min")."""
+    found = {(t.case, t.impl): t for t in timings + build_timings if t.median_s is not None}
 
     def ratio(case, num, den):
         case = f"{size}^2 {case}"
-        return med[case, num] / med[case, den] if (case, num) in med and (case, den) in med else None
+        if (case, num) not in found or (case, den) not in found:
+            return None
+        return tuple(stat_of(found[case, num], s) / stat_of(found[case, den], s) for s in ("median", "min"))
 
     figures = {}
     for mode in ("fwd+bwd", "fwd+bwd(x)"):
@@ -193,23 +200,64 @@ def headline(timings, build_timings, size):
             figures[f"cpu {mode} / dense {mode}, d={density}"] = (ratio(f"d={density} {mode}", "cpu", "dense"), target)
     figures["build_neighbor_map / cpu fwd, d=1/4"] = (ratio("d=1/4", "build_neighbor_map", "cpu fwd"), 0.2)
     return {
-        name: {"ratio": value, "target_at_most": target, "met": None if value is None else value <= target}
+        name: {
+            "ratio": value and value[0],
+            "ratio_of_min": value and value[1],
+            "target_at_most": target,
+            "met": None if value is None else value[0] <= target,
+        }
         for name, (value, target) in figures.items()
     }
+
+
+def report(args, sizes, densities, backends, peers, timings, build_timings, final):
+    """Write the JSON; when `final`, print the tables and the headline figures too."""
+    head_size = HEADLINE_SIZE if HEADLINE_SIZE in sizes else max(sizes)
+    figures = headline(timings, build_timings, head_size)
+    extra = {
+        "complete": final,
+        "config": {"B": B, "C": C, "K": K, "dtype": "float32", "sizes": list(sizes), "densities": [str(d) for d in densities]},
+        "backends": backends,
+        "peers": {name: reason or "ran" for name, reason in peers.items()},
+        "modes": {"fwd+bwd": "grads of x, weight, bias", "fwd+bwd(x)": "grad of x only"},
+        "build_timings": [t.__dict__ for t in build_timings],
+        "headline": {"size": head_size, **figures},
+    }
+    path = write_json(FAMILY, timings, args, extra)
+    if not final:
+        return path
+    title = f"sparse_depthwise_conv, B={B} C={C} K={K} float32, {torch.get_num_threads()} threads, normalize='partial'"
+    print(ratio_table(timings, "dense", title))
+    print(ratio_table(timings, "dense", stat="min"))
+    print()
+    print(ratio_table(build_timings, "cpu fwd", "neighbour-map build vs one forward"))
+    print(ratio_table(build_timings, "cpu fwd", stat="min"))
+    print(f"\nheadline at {head_size}^2 (issue 3 targets):")
+    for name, f in figures.items():
+        shown = "n/a" if f["ratio"] is None else f"{f['ratio']:.3f}x (min/min {f['ratio_of_min']:.3f}x)"
+        print(f"  {name}: {shown} (target <= {f['target_at_most']}x, {'met' if f['met'] else 'NOT met'})")
+    print(f"wrote {path}")
+    return path
 
 
 def main(argv=None):
     parser = arg_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", help="grid sides (default 128 256; --quick: 128)")
+    parser.add_argument("--densities", type=Fraction, nargs="*", help="e.g. 1 1/4 (default 1 1/2 1/4 1/8 1/16)")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], metavar="IMPL", help="implementations not to run, e.g. reference spconv"
+    )
     args = parser.parse_args(argv)
     if args.device != "cpu":
         print(f"note: only CPU tensors are benchmarked here so far; ignoring --device {args.device}", file=sys.stderr)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
-    densities = QUICK_DENSITIES if args.quick else FULL_DENSITIES
+    densities = args.densities or (QUICK_DENSITIES if args.quick else FULL_DENSITIES)
     repeats = args.repeats or (2 if args.quick else 5)
     # The Triton interpreter is a correctness tool, far too slow to time: triton only on a GPU.
-    backends = [b for b in ik.available_backends("cpu") if b != "triton"]
+    backends = [b for b in ik.available_backends("cpu") if b != "triton" and b not in args.skip]
     spconv_reason, spconv_backward_reason = spconv_unavailable_reasons()
+    if "spconv" in args.skip:
+        spconv_reason = "not run (--skip spconv)"
     peers = {
         "spconv": spconv_reason,
         "spconv backward": spconv_backward_reason,
@@ -224,27 +272,9 @@ def main(argv=None):
             timings += t
             build_timings += bt
             print(f"  done {size}^2 d={density}", file=sys.stderr, flush=True)
-
-    title = f"sparse_depthwise_conv, B={B} C={C} K={K} float32, {torch.get_num_threads()} threads, normalize='partial'"
-    print(ratio_table(timings, "dense", title))
-    print()
-    print(ratio_table(build_timings, "cpu fwd", "neighbour-map build vs one forward"))
-    head_size = HEADLINE_SIZE if HEADLINE_SIZE in sizes else max(sizes)
-    figures = headline(timings, build_timings, head_size)
-    print(f"\nheadline at {head_size}^2 (issue 3 targets):")
-    for name, f in figures.items():
-        shown = "n/a" if f["ratio"] is None else f"{f['ratio']:.3f}x"
-        print(f"  {name}: {shown} (target <= {f['target_at_most']}x, {'met' if f['met'] else 'NOT met'})")
-    extra = {
-        "config": {"B": B, "C": C, "K": K, "dtype": "float32", "sizes": list(sizes), "densities": [str(d) for d in densities]},
-        "backends": backends,
-        "peers": {name: reason or "ran" for name, reason in peers.items()},
-        "modes": {"fwd+bwd": "grads of x, weight, bias", "fwd+bwd(x)": "grad of x only"},
-        "build_timings": [t.__dict__ for t in build_timings],
-        "headline": {"size": head_size, **figures},
-    }
-    path = write_json(FAMILY, timings, args, extra)
-    print(f"wrote {path}")
+            # Written after every case, so an interrupted long run keeps what it measured.
+            report(args, sizes, densities, backends, peers, timings, build_timings, final=False)
+    report(args, sizes, densities, backends, peers, timings, build_timings, final=True)
     return 0
 
 
