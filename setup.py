@@ -34,14 +34,15 @@ def _extensions():
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     sources = sorted(glob.glob("csrc/bindings/*.cpp"))
-    cxx = ["-O3", "-fopenmp", "-std=c++17"]
+    # No -std flag: torch picks the standard its headers need (C++20 for the 2.14 CUDA wheel).
+    cxx = ["-O3", "-fopenmp"]
     if os.environ.get("INFDIFF_PORTABLE", "0") != "1" and platform.machine() in ("x86_64", "AMD64"):
         cxx.append("-march=native")
     link = ["-fopenmp"]
     if _want_cuda(torch.version.cuda):
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;9.0")
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
-        nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-v"]
+        nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-v"]
         return [
             CUDAExtension(
                 "infdiff_kernels._C",

@@ -1,0 +1,382 @@
+"""sparse_depthwise_conv and resample_kernel against SPEC section 1: the reference against
+the SPEC's dense oracle and a literal loop, every backend against the reference."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import infdiff_kernels as ik
+from infdiff_kernels.sparse_conv import reference
+from infdiff_kernels.sparse_conv.ops import sparse_depthwise_conv_op
+
+from .cases import backend_params, random_points
+
+SIZE = (12, 10)
+DENSITIES = (1.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16)
+KERNEL_SIZES = (1, 3, 5, 7, 9)
+NORMALIZE = ("partial", "mean", "none")
+BACKENDS = backend_params()
+# (rtol, atol) of a backend against the float64 reference, per input dtype. Half types
+# round the inputs and the output to 8 (bf16) or 11 (fp16) bits; accumulation is float32.
+TOLERANCES = {
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (1e-5, 1e-5),
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+}
+
+
+def make_case(batch, channels, k, density, size=SIZE, dtype=torch.float64, seed=0, bias=True):
+    g = torch.Generator().manual_seed(seed)
+    n = max(1, round(density * size[0] * size[1]))
+    coords = random_points(batch, size, n, generator=g)
+    x = torch.randn(batch, n, channels, generator=g, dtype=torch.float64).to(dtype)
+    weight = torch.randn(channels, k, k, generator=g, dtype=torch.float64).to(dtype)
+    b = torch.randn(channels, generator=g, dtype=torch.float64).to(dtype) if bias else None
+    return x, coords, weight, b
+
+
+def literal_loop(x, coords, size, weight, bias, normalize):
+    """SPEC section 1 word for word, in Python loops (tiny cases only)."""
+    b_, n_, c_ = x.shape
+    k = weight.shape[-1]
+    r = k // 2
+    out = torch.empty_like(x)
+    for b in range(b_):
+        pts = [tuple(p) for p in coords[b].tolist()]
+        for n, (rn, cn) in enumerate(pts):
+            window = [p for p, (rp, cp) in enumerate(pts) if abs(rp - rn) <= r and abs(cp - cn) <= r]
+            m = len(window)
+            s = {"partial": k * k / m, "mean": 1 / m, "none": 1.0}[normalize]
+            for c in range(c_):
+                acc = sum(weight[c, pts[p][0] - rn + r, pts[p][1] - cn + r] * x[b, p, c] for p in window)
+                out[b, n, c] = s * acc + (bias[c] if bias is not None else 0)
+    return out
+
+
+@pytest.mark.parametrize("normalize", NORMALIZE)
+@pytest.mark.parametrize("k,density", [(1, 1.0), (3, 0.5), (5, 0.25), (3, 1 / 16), (7, 1 / 8)])
+def test_reference_matches_literal_spec(normalize, k, density):
+    x, coords, weight, bias = make_case(2, 3, k, density, size=(7, 6))
+    expected = literal_loop(x, coords, (7, 6), weight, bias, normalize)
+    got = reference.sparse_depthwise_conv(x, coords, (7, 6), weight, bias, normalize)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("normalize", NORMALIZE)
+@pytest.mark.parametrize("k", KERNEL_SIZES)
+@pytest.mark.parametrize("density", DENSITIES)
+def test_reference_matches_dense_oracle(normalize, k, density):
+    x, coords, weight, bias = make_case(3, 3, k, density)
+    expected = reference.dense_oracle(x, coords, SIZE, weight, bias, normalize)
+    got = reference.sparse_depthwise_conv(x, coords, SIZE, weight, bias, normalize)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_partial_equals_dense_conv_where_window_is_full():
+    x, coords, weight, bias = make_case(1, 4, 5, 1.0)
+    dense = torch.zeros(1, 4, *SIZE, dtype=x.dtype)
+    dense[0, :, coords[0, :, 0], coords[0, :, 1]] = x[0].T
+    conv = F.conv2d(dense, weight[:, None], bias, padding=2, groups=4)
+    got = reference.sparse_depthwise_conv(x, coords, SIZE, weight, bias, "partial")
+    interior = (coords[0, :, 0] >= 2) & (coords[0, :, 0] < SIZE[0] - 2) & (coords[0, :, 1] >= 2) & (coords[0, :, 1] < SIZE[1] - 2)
+    expected = conv[0, :, coords[0, :, 0], coords[0, :, 1]].T
+    torch.testing.assert_close(got[0, interior], expected[interior])
+
+
+def _check_backend(backend, device, x, coords, weight, bias, normalize, size=SIZE):
+    expected = reference.sparse_depthwise_conv(
+        x.double(), coords, size, weight.double(), None if bias is None else bias.double(), normalize
+    )
+    got = ik.sparse_depthwise_conv(
+        x.to(device), coords.to(device), size, weight.to(device),
+        None if bias is None else bias.to(device), normalize, backend=backend,
+    )
+    assert got.dtype == x.dtype and got.shape == x.shape
+    rtol, atol = TOLERANCES[x.dtype]
+    scale = expected.abs().amax().clamp(min=1.0)
+    torch.testing.assert_close(got.double().cpu() / scale, expected / scale, rtol=rtol, atol=atol)
+
+
+FULL_GRID = list(itertools.product((1, 3), (1, 3, 64), KERNEL_SIZES, DENSITIES))
+# The Triton interpreter runs every program in Python: a diagonal through the grid.
+SMALL_GRID = [(1, 1, 1, 1.0), (3, 3, 3, 0.5), (1, 64, 5, 0.25), (3, 3, 7, 1 / 8), (1, 3, 9, 1 / 16), (3, 64, 3, 1.0)]
+
+
+@pytest.mark.parametrize("normalize", NORMALIZE)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("batch,channels,k,density", FULL_GRID)
+def test_cpu_matches_reference(batch, channels, k, density, dtype, normalize):
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    x, coords, weight, bias = make_case(batch, channels, k, density, dtype=dtype)
+    _check_backend("cpu", "cpu", x, coords, weight, bias, normalize)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("normalize", NORMALIZE)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("batch,channels,k,density", SMALL_GRID)
+def test_backend_matches_reference(backend, device, batch, channels, k, density, dtype, normalize):
+    x, coords, weight, bias = make_case(batch, channels, k, density, dtype=dtype)
+    _check_backend(backend, device, x, coords, weight, bias, normalize)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision(backend, device, dtype):
+    if backend == "triton" and device == "cpu":
+        pytest.skip("the Triton interpreter computes 16-bit floats through NumPy, not as a GPU would; float32/64 are tested")
+    x, coords, weight, bias = make_case(3, 64, 5, 0.5, dtype=dtype)
+    _check_backend(backend, device, x, coords, weight, bias, "partial")
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("normalize", NORMALIZE)
+def test_gradients_match_reference(backend, device, normalize):
+    x, coords, weight, bias = make_case(3, 5, 5, 0.5)
+    grads = []
+    for b, dev in (("reference", "cpu"), (backend, device)):
+        leaves = [t.to(dev).requires_grad_() for t in (x, weight, bias)]
+        out = ik.sparse_depthwise_conv(leaves[0], coords.to(dev), SIZE, leaves[1], leaves[2], normalize, backend=b)
+        g = torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=dev).view_as(out)
+        grads.append([t.cpu() for t in torch.autograd.grad(out, leaves, g)])
+    for got, expected in zip(grads[1], grads[0]):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend,device", [pytest.param("reference", "cpu", id="reference")] + BACKENDS)
+def test_gradcheck(backend, device):
+    x, coords, weight, bias = make_case(2, 3, 3, 0.5, size=(6, 5))
+    leaves = [t.to(device).requires_grad_() for t in (x, weight, bias)]
+    coords = coords.to(device)
+
+    def fn(x_, w_, b_):
+        return ik.sparse_depthwise_conv(x_, coords, (6, 5), w_, b_, "partial", backend=backend)
+
+    assert torch.autograd.gradcheck(fn, leaves)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_gradient_to_x_only(backend, device):
+    x, coords, weight, _ = make_case(1, 3, 3, 0.5)
+    xd = x.to(device).requires_grad_()
+    out = ik.sparse_depthwise_conv(xd, coords.to(device), SIZE, weight.to(device), backend=backend)
+    (gx,) = torch.autograd.grad(out.sum(), xd)
+    xr = x.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(reference.sparse_depthwise_conv(xr, coords, SIZE, weight).sum(), xr)
+    torch.testing.assert_close(gx.cpu(), expected)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_borders_corners_and_isolated_point(backend, device):
+    h, w = 9, 8
+    corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
+    edges = [(0, 3), (4, 0), (h - 1, 5), (6, w - 1), (1, 1)]
+    isolated = [(4, 4)]  # no other point within radius 2
+    pts = torch.tensor([corners + edges + isolated])
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, pts.shape[1], 3, generator=g, dtype=torch.float64)
+    weight = torch.randn(3, 5, 5, generator=g, dtype=torch.float64)
+    for normalize in NORMALIZE:
+        _check_backend(backend, device, x, pts, weight, None, normalize, size=(h, w))
+    out = ik.sparse_depthwise_conv(x.to(device), pts.to(device), (h, w), weight.to(device), backend=backend)
+    # The isolated point sees only itself: m = 1, so partial gives K*K * centre tap * x.
+    torch.testing.assert_close(out[0, -1].cpu(), 25 * weight[:, 2, 2] * x[0, -1])
+
+
+@pytest.mark.parametrize("backend,device", [pytest.param("reference", "cpu", id="reference")] + BACKENDS)
+def test_non_contiguous_inputs_and_inputs_unchanged(backend, device):
+    x, coords, weight, bias = make_case(2, 6, 3, 0.5)
+    x_nc = x.to(device).transpose(0, 1).contiguous().transpose(0, 1)[..., ::2]  # (B, N, 3), strided
+    w_nc = weight.to(device)[::2].transpose(1, 2)
+    coords_nc = torch.stack((coords[..., 0], coords[..., 1])).to(device).permute(1, 2, 0)
+    assert not x_nc.is_contiguous() and not w_nc.is_contiguous() and not coords_nc.is_contiguous()
+    before = [t.clone() for t in (x_nc, w_nc, coords_nc)]
+    got = ik.sparse_depthwise_conv(x_nc, coords_nc, SIZE, w_nc, bias[::2].to(device), backend=backend)
+    expected = reference.sparse_depthwise_conv(x_nc.contiguous().cpu(), coords, SIZE, w_nc.contiguous().cpu(), bias[::2])
+    torch.testing.assert_close(got.cpu(), expected)
+    for t, b in zip((x_nc, w_nc, coords_nc), before):
+        assert torch.equal(t, b)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_neighbor_map_is_reused(backend, device):
+    x, coords, weight, bias = make_case(3, 4, 7, 0.25)
+    x, coords, weight = x.to(device), coords.to(device), weight.to(device)
+    nmap = ik.build_neighbor_map(coords, SIZE, 7)
+    assert nmap.lookup.shape == (3, *SIZE) and nmap.counts.shape == coords.shape[:2]
+    assert nmap.nbytes == 4 * 3 * (SIZE[0] * SIZE[1] + 3 * coords.shape[1])
+    # Ten layers on the same points share one map and agree with building it per call.
+    y_shared, y_fresh = x, x
+    for _ in range(10):
+        y_shared = ik.sparse_depthwise_conv(y_shared, coords, SIZE, weight, backend=backend, neighbor_map=nmap).tanh()
+        y_fresh = ik.sparse_depthwise_conv(y_fresh, coords, SIZE, weight, backend=backend).tanh()
+    torch.testing.assert_close(y_shared, y_fresh)
+    with pytest.raises(ValueError, match="neighbor_map"):
+        ik.sparse_depthwise_conv(x, coords, SIZE, weight[:, 1:-1, 1:-1], backend=backend, neighbor_map=nmap)
+
+
+def test_neighbor_map_counts_match_dense_count():
+    _, coords, _, _ = make_case(3, 1, 1, 0.3)
+    for k in KERNEL_SIZES:
+        nmap = ik.build_neighbor_map(coords, SIZE, k)
+        mask = torch.zeros(3, 1, *SIZE)
+        for b in range(3):
+            mask[b, 0, coords[b, :, 0], coords[b, :, 1]] = 1
+        dense = F.conv2d(mask, torch.ones(1, 1, k, k), padding=k // 2)
+        expected = torch.stack([dense[b, 0, coords[b, :, 0], coords[b, :, 1]] for b in range(3)])
+        assert torch.equal(nmap.counts, expected.to(torch.int32))
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_opcheck(backend, device):
+    x, coords, weight, bias = make_case(2, 3, 3, 0.5, dtype=torch.float32)
+    nmap = ik.build_neighbor_map(coords.to(device), SIZE, 3)
+    args = (
+        x.to(device).requires_grad_(), nmap.coords, nmap.lookup, nmap.counts,
+        weight.to(device).requires_grad_(), bias.to(device).requires_grad_(), 0, backend,
+    )
+    torch.library.opcheck(sparse_depthwise_conv_op, args)
+
+
+def test_torch_compile_traces_the_op():
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    x, coords, weight, bias = make_case(2, 3, 3, 0.5, dtype=torch.float32)
+    nmap = ik.build_neighbor_map(coords, SIZE, 3)
+
+    def layer(x_, w_):
+        return sparse_depthwise_conv_op(x_, nmap.coords, nmap.lookup, nmap.counts, w_, None, 0, "cpu").relu()
+
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x, weight), layer(x, weight))
+
+
+# ---- errors (SPEC "Errors"): every backend, same messages, before any kernel runs ----
+
+def _error_cases():
+    x, coords, weight, bias = make_case(2, 3, 3, 0.5, dtype=torch.float32)
+    dup = coords.clone()
+    dup[1, 1] = dup[1, 0]
+    out_of_range = coords.clone()
+    out_of_range[0, 2, 1] = SIZE[1]
+    negative = coords.clone()
+    negative[1, 0, 0] = -1
+    return [
+        ("B mismatch", ValueError, dict(x=x[:1]), "coords"),
+        ("N mismatch", ValueError, dict(x=x[:, :-1]), "coords"),
+        ("outside", ValueError, dict(coords=out_of_range), "coords"),
+        ("negative", ValueError, dict(coords=negative), "coords"),
+        ("duplicates", ValueError, dict(coords=dup), "duplicate"),
+        ("even K", ValueError, dict(weight=torch.randn(3, 4, 4)), "odd"),
+        ("weight C", ValueError, dict(weight=torch.randn(2, 3, 3)), "weight"),
+        ("weight not square", ValueError, dict(weight=torch.randn(3, 3, 5)), "weight"),
+        ("bias shape", ValueError, dict(bias=torch.randn(4)), "bias"),
+        ("normalize", ValueError, dict(normalize="sum"), "normalize"),
+        ("backend", ValueError, dict(backend="opencl"), "backend"),
+        ("x dtype", TypeError, dict(x=x.to(torch.int32)), "x"),
+        ("coords dtype", TypeError, dict(coords=coords.float()), "coords"),
+        ("size", ValueError, dict(size=(12,)), "size"),
+        ("x ndim", ValueError, dict(x=x[0]), "x"),
+    ], (x, coords, weight, bias)
+
+
+ERROR_CASES, BASE = _error_cases()
+
+
+@pytest.mark.parametrize("backend", ["reference"] + [p.values[0] for p in BACKENDS if not p.marks])
+@pytest.mark.parametrize("name,exc,override,match", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_errors_name_the_argument(backend, name, exc, override, match):
+    x, coords, weight, bias = BASE
+    kwargs = dict(x=x, coords=coords, size=SIZE, weight=weight, bias=bias, normalize="partial", backend=backend)
+    kwargs.update(override)
+    with pytest.raises(exc, match=match):
+        ik.sparse_depthwise_conv(**kwargs)
+
+
+def test_duplicates_unchecked_with_check_false():
+    x, coords, weight, _ = BASE
+    dup = coords.clone()
+    dup[1, 1] = dup[1, 0]
+    out = ik.sparse_depthwise_conv(x, dup, SIZE, weight, backend="reference", check=False)
+    assert out.shape == x.shape
+
+
+def test_unavailable_backend_says_why():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    x, coords, weight, _ = BASE
+    with pytest.raises(RuntimeError, match="cuda"):
+        ik.sparse_depthwise_conv(x, coords, SIZE, weight, backend="cuda")
+
+
+# ---- resample_kernel ----
+
+@pytest.mark.parametrize("normalize", NORMALIZE)
+@pytest.mark.parametrize("k,scale", [(7, 2.0), (7, 0.5), (5, 1.0), (3, 3.0), (9, 1.5), (5, 0.6)])
+def test_resample_kernel_matches_spec(k, scale, normalize):
+    weight = torch.randn(4, k, k, dtype=torch.float64)
+    r = k // 2
+    r_new = int(r * scale + 0.5)
+    out = ik.resample_kernel(weight, scale, normalize)
+    assert out.shape == (4, 2 * r_new + 1, 2 * r_new + 1)
+    expected = F.interpolate(weight[:, None], size=out.shape[-2:], mode="bilinear", align_corners=True)[:, 0]
+    if normalize != "mean":
+        expected = expected * (r / r_new) ** 2
+    torch.testing.assert_close(out, expected)
+    # Taps are the bilinear interpolation at offsets o * r / r'.
+    for o in range(-r_new, r_new + 1):
+        pos = r + o * r / r_new
+        lo = min(int(pos), k - 1)
+        hi = min(lo + 1, k - 1)
+        t = pos - lo
+        row = (1 - t) * weight[:, lo, r] + t * weight[:, hi, r]
+        factor = 1.0 if normalize == "mean" else (r / r_new) ** 2
+        torch.testing.assert_close(out[:, o + r_new, r_new], row * factor)
+
+
+def test_resample_kernel_identity_and_centre_tap():
+    weight = torch.randn(2, 5, 5)
+    torch.testing.assert_close(ik.resample_kernel(weight, 1.0), weight)
+    torch.testing.assert_close(ik.resample_kernel(weight, 0.2), weight[:, 2:3, 2:3])  # r' = floor(0.4 + 0.5) = 0
+    assert ik.resample_kernel(weight, 0.25 + 1e-9).shape[-1] == 3  # 2 * 0.25 + 0.5 = 1.0 rounds half up
+    one = torch.randn(3, 1, 1)
+    torch.testing.assert_close(ik.resample_kernel(one, 4.0), one)
+
+
+def test_resample_kernel_keeps_dense_response_across_resolutions():
+    """The same smooth function sampled at 2x the resolution gives the same partial-conv
+    output with the resampled kernel: consistent magnitude across resolutions."""
+    h = 32
+    t7 = torch.linspace(-1, 1, 7, dtype=torch.float64)
+    weight = torch.exp(-3 * (t7[:, None] ** 2 + t7[None] ** 2))[None]  # smooth, near 0 at the rim
+
+    def field(n):
+        t = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+        return (torch.sin(2 * torch.pi * t)[:, None] * torch.cos(2 * torch.pi * t)[None]).view(1, -1, 1)
+
+    def grid(n):
+        ii, jj = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+        return torch.stack((ii, jj), -1).view(1, -1, 2)
+
+    lo = ik.sparse_depthwise_conv(field(h), grid(h), (h, h), weight, backend="reference").view(h, h)
+    hi = ik.sparse_depthwise_conv(field(2 * h), grid(2 * h), (2 * h, 2 * h), ik.resample_kernel(weight, 2.0), backend="reference")
+    hi = hi.view(1, 1, 2 * h, 2 * h)
+    hi_at_lo = F.avg_pool2d(hi, 2)[0, 0]
+    interior = slice(6, h - 6)
+    rel = (hi_at_lo[interior, interior] - lo[interior, interior]).abs().max() / lo.abs().max()
+    assert rel < 0.05
+
+
+@pytest.mark.parametrize("bad,exc,match", [
+    (dict(scale=0.0), ValueError, "scale"), (dict(scale=-1.0), ValueError, "scale"),
+    (dict(scale=float("nan")), ValueError, "scale"), (dict(normalize="avg"), ValueError, "normalize"),
+    (dict(weight=torch.randn(2, 4, 4)), ValueError, "weight"), (dict(weight=torch.ones(2, 3, 3, dtype=torch.int64)), TypeError, "weight"),
+])
+def test_resample_kernel_errors(bad, exc, match):
+    kwargs = dict(weight=torch.randn(2, 3, 3), scale=2.0, normalize="partial")
+    kwargs.update(bad)
+    with pytest.raises(exc, match=match):
+        ik.resample_kernel(**kwargs)
