@@ -3,6 +3,7 @@
     python -m bench.spectral                  # 128^2, 256^2, 1024^2 (1024^2: fewer repeats, no scipy/reference)
     python -m bench.spectral --quick          # 128^2 only, few repeats
     python -m bench.spectral --sizes 256 --only-headline   # the three target ratios
+    python -m bench.spectral --threads 1 ...                # on a busy shared machine
 
 Every implementation of one size runs side by side (round-robin) in one process; the table
 shows time / time of a bare rfft2 + irfft2 round trip of the same tensor ("roundtrip").
@@ -83,7 +84,13 @@ def main(argv=None):
     parser = arg_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", help="grid sizes (square)")
     parser.add_argument("--only-headline", action="store_true", help="only the columns of the three target ratios")
+    parser.add_argument(
+        "--threads", type=int, help="torch/OpenMP threads (1 keeps ratios honest on a machine shared with other jobs: "
+        "a 2-thread pass there waits for a time slice whenever the other core is taken)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.device != "cpu":
         print(f"note: timing on {args.device} is not wired here yet; running on cpu")
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)

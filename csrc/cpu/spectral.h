@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "../common/spectral_math.h"
@@ -21,7 +22,11 @@ namespace detail {
 template <typename T>
 std::vector<T> gaussian_table(int n, double rate) {
   std::vector<T> g(n + 1);
-  for (int k = 0; k <= n; ++k) g[k] = static_cast<T>(std::exp(-rate * double(k) * double(k)));
+  for (int k = 0; k <= n; ++k) {
+    const double v = std::exp(-rate * double(k) * double(k));
+    // Subnormal gains change nothing visible but make every multiply by them slow.
+    g[k] = v < double(std::numeric_limits<T>::min()) ? T(0) : static_cast<T>(v);
+  }
   return g;
 }
 
@@ -70,36 +75,59 @@ void periodic_multiply(const SpectralShape& sh, const SpectralParams& p, T* spec
   }
 }
 
+// One row pair (k1, H - k1): row-constant factors hoisted, the column loop free of branches
+// and aliasing so it vectorises. `self` rows (k1 = 0 or H/2) pair with themselves.
+template <typename T, bool kWienerMode>
+void reflect_row_pair(T* __restrict__ r1, T* __restrict__ r2, bool self, int Wc, T y0, T y1, T c1, T s1,
+                      const T* __restrict__ gx, const T* __restrict__ gxm, const T* __restrict__ c2,
+                      const T* __restrict__ s2, T nsr) {
+  auto gain = [nsr](T g) { return T(0.5) * (kWienerMode ? spectral::wiener_factor(g, nsr) : g); };
+  if (self) {
+    for (int k2 = 0; k2 < Wc; ++k2) {
+      T v1r = r1[2 * k2], v1i = r1[2 * k2 + 1], v2r = v1r, v2i = v1i;
+      spectral::reflect_butterfly(v1r, v1i, v2r, v2i, c1, s1, c2[k2], s2[k2], gain(y0 * gx[k2]), gain(y1 * gx[k2]),
+                                  gain(y0 * gxm[k2]), gain(y1 * gxm[k2]));
+      r1[2 * k2] = v1r;
+      r1[2 * k2 + 1] = v1i;
+    }
+    return;
+  }
+#pragma omp simd
+  for (int k2 = 0; k2 < Wc; ++k2) {
+    T v1r = r1[2 * k2], v1i = r1[2 * k2 + 1], v2r = r2[2 * k2], v2i = r2[2 * k2 + 1];
+    spectral::reflect_butterfly(v1r, v1i, v2r, v2i, c1, s1, c2[k2], s2[k2], gain(y0 * gx[k2]), gain(y1 * gx[k2]),
+                                gain(y0 * gxm[k2]), gain(y1 * gxm[k2]));
+    r1[2 * k2] = v1r;
+    r1[2 * k2 + 1] = v1i;
+    r2[2 * k2] = v2r;
+    r2[2 * k2 + 1] = v2i;
+  }
+}
+
 template <typename T>
 void reflect_multiply(const SpectralShape& sh, const SpectralParams& p, T* spec) {
   const int H = sh.height, W = sh.width, Wc = W / 2 + 1, pairs = H / 2 + 1;
   const double rate = spectral::gaussian_rate(p.sigma, spectral::kReflect);
-  // Gains at DCT indices 0..H (resp. 0..W), halved for the butterfly; index H (or W) only
-  // ever multiplies a zero.
-  std::vector<T> gy = gaussian_table<T>(H, rate), gx = gaussian_table<T>(W, rate);
+  // Gaussian factors at DCT indices 0..H (resp. 0..W) and, per rfft column k2, at W - k2;
+  // index H (or W) only ever multiplies a zero.
+  const std::vector<T> gy = gaussian_table<T>(H, rate), gx = gaussian_table<T>(W, rate);
+  std::vector<T> gxm(Wc);
+  for (int k2 = 0; k2 < Wc; ++k2) gxm[k2] = gx[W - k2];
   std::vector<T> c1, s1, c2, s2;
   twiddles(H, c1, s1, pairs);
   twiddles(W, c2, s2, Wc);
   const T nsr = static_cast<T>(p.nsr);
-  const bool wiener = p.mode == spectral::kWiener;
-  auto gain = [&](int ky, int kx) {
-    const T g = gy[ky] * gx[kx];
-    return T(0.5) * (wiener ? spectral::wiener_factor(g, nsr) : g);
-  };
 #pragma omp parallel for schedule(static)
   for (int64_t bp = 0; bp < sh.batch * pairs; ++bp) {
     const int k1 = static_cast<int>(bp % pairs), k1m = (H - k1) % H;
     T* r1 = spec + 2 * ((bp / pairs) * H + k1) * Wc;
     T* r2 = spec + 2 * ((bp / pairs) * H + k1m) * Wc;
-    for (int k2 = 0; k2 < Wc; ++k2) {
-      T v1r = r1[2 * k2], v1i = r1[2 * k2 + 1], v2r = r2[2 * k2], v2i = r2[2 * k2 + 1];
-      spectral::reflect_butterfly(v1r, v1i, v2r, v2i, c1[k1], s1[k1], c2[k2], s2[k2], gain(k1, k2),
-                                  gain(H - k1, k2), gain(k1, W - k2), gain(H - k1, W - k2));
-      r1[2 * k2] = v1r;
-      r1[2 * k2 + 1] = v1i;
-      r2[2 * k2] = v2r;  // the same values as r1 when the row pairs with itself
-      r2[2 * k2 + 1] = v2i;
-    }
+    if (p.mode == spectral::kWiener)
+      reflect_row_pair<T, true>(r1, r2, k1 == k1m, Wc, gy[k1], gy[H - k1], c1[k1], s1[k1], gx.data(), gxm.data(),
+                                c2.data(), s2.data(), nsr);
+    else
+      reflect_row_pair<T, false>(r1, r2, k1 == k1m, Wc, gy[k1], gy[H - k1], c1[k1], s1[k1], gx.data(), gxm.data(),
+                                 c2.data(), s2.data(), nsr);
   }
 }
 
