@@ -26,12 +26,13 @@ struct KnnGeometry {
 
 constexpr int64_t kNoBound = INT64_MAX;
 
-// Tiles of about two expected points each: fewer points per tile scan less per ring, fewer
-// tiles per ring walk fewer empty buckets.
+// Tiles of about `kPointsPerTile` expected points each: fewer points per tile scan less per
+// ring, fewer tiles per ring walk fewer (possibly empty) buckets and ring bounds.
+constexpr int64_t kPointsPerTile = 4;
 inline int knn_tile_size(int H, int W, int64_t points) {
   if (points <= 0) return 1;
   int t = 1;
-  while (static_cast<int64_t>(t + 1) * (t + 1) * points <= 2 * static_cast<int64_t>(H) * W) ++t;
+  while (static_cast<int64_t>(t + 1) * (t + 1) * points <= kPointsPerTile * static_cast<int64_t>(H) * W) ++t;
   return t;
 }
 

@@ -90,9 +90,9 @@ static void test_bilinear_taps_follow_grid_sample() {
 }
 
 static void test_tile_size() {
-  EXPECT(knn_tile_size(256, 256, 16384) == 2);
-  EXPECT(knn_tile_size(256, 256, 8192) == 4);
-  EXPECT(knn_tile_size(8, 8, 64) == 1);
+  EXPECT(knn_tile_size(256, 256, 16384) == 4);  // 16 pixels at density 1/4: 4 points a tile
+  EXPECT(knn_tile_size(256, 256, 8192) == 5);
+  EXPECT(knn_tile_size(8, 8, 64) == 2);
   EXPECT(knn_tile_size(8, 8, 1) >= 8);
 }
 
