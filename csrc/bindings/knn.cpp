@@ -59,7 +59,7 @@ std::tuple<torch::Tensor, torch::Tensor> knn_search(const torch::Tensor& coords,
     const auto rows = coords.select(2, 0).to(torch::kInt64), cols = coords.select(2, 1).to(torch::kInt64);
     const auto tile_id = (rows / geo.tile) * geo.tiles_w + cols / geo.tile;
     const int64_t tiles = static_cast<int64_t>(geo.tiles_h) * geo.tiles_w;
-    const auto tile_points = std::get<1>(tile_id.sort(/*stable=*/true, /*dim=*/1)).to(torch::kInt32).contiguous();
+    const auto tile_points = std::get<1>(tile_id.sort(c10::optional<bool>(true), /*dim=*/1, /*descending=*/false)).to(torch::kInt32).contiguous();
     auto counts = torch::zeros({B, tiles + 1}, tile_id.options());
     counts.narrow(1, 1, tiles).scatter_add_(1, tile_id, torch::ones_like(tile_id));
     const auto tile_start = counts.cumsum(1).to(torch::kInt32).contiguous();
