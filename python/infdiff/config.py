@@ -1,0 +1,256 @@
+"""Dataclass configs loaded from the YAML presets in configs/.
+
+Every field is checked on load: an unknown key or a bad value raises ConfigError naming the
+field by its dotted path (e.g. `train.coord_fraction`), so a typo never silently falls back
+to a default."""
+import dataclasses
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override with an unknown key or an invalid value."""
+
+
+DATASETS = ("mnist", "cahn_hilliard", "fashion_mnist", "image_folder", "grf", "grf_mixture")
+BOUNDARIES = ("reflect", "periodic")
+NORMALIZE_MODES = ("partial", "mean", "none")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"
+    resolution: int = 28  # training resolution (square images)
+    channels: int = 1
+    path: str = ""  # image_folder / fashion_mnist folder ("" = the dataset's default)
+    split: str = "train"
+    val_fraction: float = 0.05  # datasets without an official split
+    split_seed: int = 0
+    num_workers: int = 0
+    limit: int = 0  # use only the first `limit` examples (0 = all)
+    # grf / grf_mixture: the law of the synthetic fields
+    grf_alpha: float = 2.5
+    grf_tau: float = 8.0
+    grf_mixture_alpha2: float = 4.0
+    grf_mixture_tau2: float = 4.0
+    grf_mixture_weight: float = 0.5  # probability of the first component
+    grf_size: int = 10000
+
+
+@dataclass
+class DiffusionConfig:
+    steps: int = 1000
+    schedule: str = "cosine"
+    mollifier_sigma: float = 0.02  # Gaussian blur std in domain units ([0, 1]^2)
+    boundary: str = "reflect"
+    wiener_nsr: float = 0.05
+    sample_steps: int = 100  # DDIM steps by default
+    sampler: str = "ddim"
+
+
+@dataclass
+class ModelConfig:
+    channels: int = 32  # width of the sparse branch
+    kernel_size: int = 7
+    normalize: str = "partial"
+    sparse_blocks: int = 1  # sparse operator blocks before the grid (and as many after)
+    mlp_ratio: int = 2
+    grid_size: int = 32  # the fixed grid of the U-Net
+    knn: int = 3
+    unet_channels: int = 32
+    unet_mults: typing.List[int] = field(default_factory=lambda: [1, 2, 2])
+    unet_res_blocks: int = 1
+    attention_heads: int = 4
+    dropout: float = 0.1
+    time_dim: int = 128
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    steps: int = 2000
+    max_minutes: float = 0.0  # stop after this wall-clock time (0 = no limit)
+    coord_fraction: float = 0.25
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    precision: str = "bf16"  # bf16 autocast on CPU; fp16 + GradScaler on CUDA
+    seed: int = 0
+    out_dir: str = "runs/default"
+    ckpt_every: int = 500
+    sample_every: int = 1000
+    sample_n: int = 16
+    log_every: int = 10
+    device: str = "auto"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _fail(path, message):
+    raise ConfigError(f"config field `{path}`: {message}")
+
+
+def _coerce(path, value, kind):
+    """value converted to the annotated type `kind`, or ConfigError naming `path`."""
+    origin = typing.get_origin(kind)
+    if origin in (list, typing.List):
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, (list, tuple)):
+            _fail(path, f"expected a list, got {value!r}")
+        return [_coerce(f"{path}[{i}]", v, item) for i, v in enumerate(value)]
+    if kind is bool:
+        if not isinstance(value, bool):
+            _fail(path, f"expected true/false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(path, f"expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                _fail(path, f"expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            _fail(path, f"expected a finite number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            _fail(path, f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {kind} at {path}")
+
+
+def _build(cls, values, prefix):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        _fail(prefix or "<root>", f"expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            _fail(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name in names:
+        if name not in values:
+            continue
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = _build(kind, values[name], f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(f"{prefix}{name}", values[name], kind)
+    return cls(**kwargs)
+
+
+def _check(cfg: Config):
+    d, f, m, t = cfg.data, cfg.diffusion, cfg.model, cfg.train
+    checks = [
+        ("data.name", d.name in DATASETS, f"must be one of {DATASETS}, got {d.name!r}"),
+        ("data.split", d.split in ("train", "val", "test"), f"must be train, val or test, got {d.split!r}"),
+        ("data.channels", d.channels in (1, 3), f"must be 1 or 3, got {d.channels}"),
+        ("data.val_fraction", 0 <= d.val_fraction < 1, f"must be in [0, 1), got {d.val_fraction}"),
+        ("data.num_workers", d.num_workers >= 0, f"must be >= 0, got {d.num_workers}"),
+        ("data.limit", d.limit >= 0, f"must be >= 0, got {d.limit}"),
+        ("data.grf_alpha", d.grf_alpha > 1, f"must be > 1 (trace-class in 2-D), got {d.grf_alpha}"),
+        ("data.grf_mixture_alpha2", d.grf_mixture_alpha2 > 1, f"must be > 1, got {d.grf_mixture_alpha2}"),
+        ("data.grf_tau", d.grf_tau > 0, f"must be > 0, got {d.grf_tau}"),
+        ("data.grf_mixture_tau2", d.grf_mixture_tau2 > 0, f"must be > 0, got {d.grf_mixture_tau2}"),
+        ("data.grf_mixture_weight", 0 <= d.grf_mixture_weight <= 1, f"must be in [0, 1], got {d.grf_mixture_weight}"),
+        ("data.grf_size", d.grf_size >= 1, f"must be >= 1, got {d.grf_size}"),
+        ("diffusion.steps", f.steps >= 2, f"must be >= 2, got {f.steps}"),
+        ("diffusion.schedule", f.schedule == "cosine", f"only 'cosine' is implemented, got {f.schedule!r}"),
+        ("diffusion.mollifier_sigma", f.mollifier_sigma >= 0, f"must be >= 0, got {f.mollifier_sigma}"),
+        ("diffusion.boundary", f.boundary in BOUNDARIES, f"must be one of {BOUNDARIES}, got {f.boundary!r}"),
+        ("diffusion.wiener_nsr", f.wiener_nsr > 0, f"must be > 0, got {f.wiener_nsr}"),
+        ("diffusion.sample_steps", 1 <= f.sample_steps <= f.steps, f"must be in [1, diffusion.steps], got {f.sample_steps}"),
+        ("diffusion.sampler", f.sampler in ("ddim", "ddpm"), f"must be ddim or ddpm, got {f.sampler!r}"),
+        ("model.channels", m.channels >= 1, f"must be >= 1, got {m.channels}"),
+        ("model.kernel_size", m.kernel_size >= 1 and m.kernel_size % 2 == 1, f"must be odd and >= 1, got {m.kernel_size}"),
+        ("model.normalize", m.normalize in NORMALIZE_MODES, f"must be one of {NORMALIZE_MODES}, got {m.normalize!r}"),
+        ("model.sparse_blocks", m.sparse_blocks >= 1, f"must be >= 1, got {m.sparse_blocks}"),
+        ("model.mlp_ratio", m.mlp_ratio >= 1, f"must be >= 1, got {m.mlp_ratio}"),
+        ("model.knn", m.knn >= 1, f"must be >= 1, got {m.knn}"),
+        ("model.unet_channels", m.unet_channels >= 1 and m.unet_channels % m.attention_heads == 0,
+         f"must be >= 1 and divisible by model.attention_heads, got {m.unet_channels}"),
+        ("model.unet_mults", len(m.unet_mults) >= 2 and all(v >= 1 for v in m.unet_mults),
+         f"must list >= 2 positive multipliers (attention runs at the two lowest), got {m.unet_mults}"),
+        ("model.grid_size", m.grid_size % 2 ** (len(m.unet_mults) - 1) == 0 and m.grid_size >= 2 ** (len(m.unet_mults) - 1),
+         f"must be a multiple of 2^(len(unet_mults)-1) = {2 ** (len(m.unet_mults) - 1)}, got {m.grid_size}"),
+        ("model.unet_res_blocks", m.unet_res_blocks >= 1, f"must be >= 1, got {m.unet_res_blocks}"),
+        ("model.attention_heads", m.attention_heads >= 1, f"must be >= 1, got {m.attention_heads}"),
+        ("model.dropout", 0 <= m.dropout < 1, f"must be in [0, 1), got {m.dropout}"),
+        ("model.time_dim", m.time_dim >= 2 and m.time_dim % 2 == 0, f"must be even and >= 2, got {m.time_dim}"),
+        ("train.batch_size", t.batch_size >= 1, f"must be >= 1, got {t.batch_size}"),
+        ("train.lr", t.lr > 0, f"must be > 0, got {t.lr}"),
+        ("train.weight_decay", t.weight_decay >= 0, f"must be >= 0, got {t.weight_decay}"),
+        ("train.steps", t.steps >= 0, f"must be >= 0, got {t.steps}"),
+        ("train.max_minutes", t.max_minutes >= 0, f"must be >= 0, got {t.max_minutes}"),
+        ("train.coord_fraction", 0 < t.coord_fraction <= 1, f"must be in (0, 1], got {t.coord_fraction}"),
+        ("train.grad_clip", t.grad_clip >= 0, f"must be >= 0 (0 = off), got {t.grad_clip}"),
+        ("train.ema_decay", 0 <= t.ema_decay < 1, f"must be in [0, 1), got {t.ema_decay}"),
+        ("train.precision", t.precision in PRECISIONS, f"must be one of {PRECISIONS}, got {t.precision!r}"),
+        ("train.ckpt_every", t.ckpt_every >= 0, f"must be >= 0 (0 = only at the end), got {t.ckpt_every}"),
+        ("train.sample_every", t.sample_every >= 0, f"must be >= 0 (0 = never), got {t.sample_every}"),
+        ("train.sample_n", t.sample_n >= 1, f"must be >= 1, got {t.sample_n}"),
+        ("train.log_every", t.log_every >= 1, f"must be >= 1, got {t.log_every}"),
+        ("train.device", t.device in ("auto", "cpu", "cuda"), f"must be auto, cpu or cuda, got {t.device!r}"),
+    ]
+    for path, ok, message in checks:
+        if not ok:
+            _fail(path, message)
+    if d.resolution < m.kernel_size:
+        _fail("data.resolution", f"must be >= model.kernel_size ({m.kernel_size}), got {d.resolution}")
+    points = max(1, round(t.coord_fraction * d.resolution**2))
+    if points < m.knn:
+        _fail("train.coord_fraction", f"gives {points} points per example, fewer than model.knn = {m.knn}")
+    return cfg
+
+
+def from_dict(values) -> Config:
+    """A validated Config from a nested mapping (missing keys keep their defaults)."""
+    return _check(_build(Config, values, ""))
+
+
+def load_config(path, overrides=None) -> Config:
+    """Config from a YAML file, with optional dotted overrides {"train.steps": 10}."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as fh:
+        try:
+            values = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    for dotted, value in (overrides or {}).items():
+        node = values
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                _fail(dotted, "cannot override inside a non-mapping")
+        node[leaf] = value
+    return from_dict(values)
+
+
+def parse_override(text):
+    """'train.steps=10' -> ('train.steps', 10), the value parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.field=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)

@@ -1,0 +1,132 @@
+"""Mollified diffusion (∞-Diff, section 3.2): cosine schedule, forward process
+x_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) xi), the loss ||f(x_t, t) - T xi||^2 on a random
+coordinate subset, DDPM ancestral and DDIM samplers, and Wiener-filter decoding.
+
+States live on dense grids (B, C, H, W) at whatever resolution is being sampled; the model
+sees them only at points (B, N, C), so training can use a subset of the pixels."""
+import math
+
+import torch
+
+from . import _compat
+
+
+def cosine_alpha_bar(steps, s=0.008, max_beta=0.999):
+    """abar_t for t = 1..steps (index t-1) of the cosine schedule of Nichol & Dhariwal, with
+    betas clipped at max_beta, in float64."""
+    t = torch.arange(steps + 1, dtype=torch.float64) / steps
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
+    return torch.cumprod(1 - betas, 0)
+
+
+class MollifiedDiffusion:
+    """The diffusion process of a DiffusionConfig. Times are integers t in [0, steps)
+    (t = 0 is the least noisy state, as in DDPM code)."""
+
+    def __init__(self, cfg):
+        self.steps = cfg.steps
+        self.sigma = cfg.mollifier_sigma
+        self.boundary = cfg.boundary
+        self.nsr = cfg.wiener_nsr
+        self.alpha_bar = cosine_alpha_bar(cfg.steps)
+        prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
+        self.alpha_bar_prev = prev
+        self.betas = 1 - self.alpha_bar / prev
+
+    # ------------------------------------------------------------ forward process
+    def mollify(self, u):
+        return _compat.mollify(u, self.sigma, boundary=self.boundary) if self.sigma > 0 else u
+
+    def q_sample(self, x0, t, noise):
+        """x_t for integer times t (B,) and white noise of x0's shape (one fused op)."""
+        a = self.alpha_bar.to(x0.device)[t].sqrt().to(x0.dtype)
+        s = (1 - self.alpha_bar.to(x0.device)[t]).sqrt().to(x0.dtype)
+        if self.sigma == 0:
+            view = (-1,) + (1,) * (x0.dim() - 1)
+            return a.view(view) * x0 + s.view(view) * noise
+        return _compat.q_sample(x0, noise, a, s, self.sigma, boundary=self.boundary)
+
+    def noise_like(self, shape, generator=None, device="cpu"):
+        """Mollified white noise T xi on a grid of `shape` (B, C, H, W)."""
+        return _compat.mollified_noise(shape, self.sigma, boundary=self.boundary, generator=generator, device=device)
+
+    def training_loss(self, model, x0, fraction, generator=None):
+        """Mean over examples of ||f(x_t, t) - T xi||^2 averaged over a random subset of
+        round(fraction * H * W) pixels drawn independently per example."""
+        b, _, h, w = x0.shape
+        device = x0.device
+        t = torch.randint(0, self.steps, (b,), generator=generator, device=device)
+        noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+        xt = self.q_sample(x0, t, noise)
+        target = self.mollify(noise)
+        n = max(1, round(fraction * h * w))
+        coords = _compat.random_coords(b, (h, w), n, generator=generator, device=device)
+        pred = model(_compat.gather_points(xt, coords), coords, (h, w), t)
+        return (pred.float() - _compat.gather_points(target, coords)).pow(2).mean()
+
+    # ------------------------------------------------------------ reverse process
+    def timesteps(self, count):
+        """`count` evenly spaced times from steps-1 down to 0."""
+        return torch.linspace(self.steps - 1, 0, count).round().long().unique_consecutive()
+
+    def _eps(self, model, x, t, coords, size, **kw):
+        b = x.shape[0]
+        tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
+        pts = model(_compat.gather_points(x, coords), coords, size, tt, **kw)
+        return pts.float().transpose(1, 2).reshape(x.shape)
+
+    @torch.no_grad()
+    def sample(self, model, shape, steps=100, sampler="ddim", generator=None, device="cpu", scale=1.0,
+               x_init=None, guidance=None, progress=None):
+        """Samples of `shape` (B, C, H, W) on the full grid: returns (decoded x0, T x0 estimate).
+
+        sampler="ddim": deterministic given the initial noise, any number of steps.
+        sampler="ddpm": ancestral, x_{t-1} = mu_theta(x_t) + sigma_t T z, over `steps` strided
+        times (respaced betas). scale: resolution / training resolution (kernel resampling).
+        guidance(x_t, t, eps_fn) -> correction added to x_{t-1} (reconstruction guidance)."""
+        b, c, h, w = shape
+        coords = _compat.grid_coords((h, w), b, device=device)
+        x = self.noise_like(shape, generator, device) if x_init is None else x_init
+        times = self.timesteps(steps)
+        abar = self.alpha_bar.to(device)
+        for i, t in enumerate(times.tolist()):
+            prev = times[i + 1].item() if i + 1 < len(times) else -1
+            a_t = abar[t].float()
+            a_prev = abar[prev].float() if prev >= 0 else torch.tensor(1.0, device=device)
+
+            def eps_fn(xx, t=t):
+                return self._eps(model, xx, t, coords, (h, w), scale=scale)
+
+            if guidance is not None:
+                with torch.enable_grad():
+                    xg = x.detach().requires_grad_(True)
+                    eps = eps_fn(xg)
+                    x0_t = (xg - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+                    correction = guidance(xg, x0_t, t)
+                eps, x0_t = eps.detach(), x0_t.detach()
+            else:
+                eps = eps_fn(x)
+                x0_t = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+                correction = None
+            if sampler == "ddim":
+                x = a_prev.sqrt() * x0_t + (1 - a_prev).sqrt() * eps
+            else:
+                beta = 1 - a_t / a_prev
+                mean = (x - beta / (1 - a_t).sqrt() * eps) / (1 - beta).sqrt()
+                if prev >= 0:
+                    var = (1 - a_prev) / (1 - a_t) * beta
+                    x = mean + var.sqrt() * self.noise_like(shape, generator, device)
+                else:
+                    x = mean
+            if correction is not None:
+                x = x - correction
+            if progress is not None:
+                progress(i + 1, len(times))
+        return self.decode(x), x
+
+    def decode(self, tx0):
+        """x0 from an estimate of T x0 by the Wiener filter, clipped to [-1, 1]."""
+        if self.sigma == 0:
+            return tx0.clamp(-1, 1)
+        return _compat.wiener(tx0, self.sigma, nsr=self.nsr, boundary=self.boundary).clamp(-1, 1)

@@ -1,0 +1,54 @@
+"""The ∞-Diff network (paper, section 4.2 and fig. 4): sparse operator blocks on the points,
+k-NN lerp onto a fixed grid, a grid U-Net, bilinear interpolation back to the points, a skip
+connection from the sparse branch, more sparse blocks, and an output projection."""
+import torch
+import torch.nn as nn
+
+from .. import _compat
+from .sparse import SparseOperatorBlock, TimeEmbedding, resampled_kernel_size
+from .unet import GridUNet
+
+
+class InfDiffNet(nn.Module):
+    """f(x_t, t) on points: (B, N, C) features at coords (B, N, 2) of an (H, W) grid -> (B, N, C).
+
+    `scale` is the sampling resolution over the training resolution; the sparse kernels are
+    resampled by it so the operators act on the function, not on pixel units."""
+
+    def __init__(self, model_cfg, in_channels):
+        super().__init__()
+        m = model_cfg
+        self.kernel_size, self.grid_size, self.knn = m.kernel_size, m.grid_size, m.knn
+        self.time = TimeEmbedding(m.time_dim)
+        self.lift = nn.Linear(in_channels, m.channels)
+
+        def blocks():
+            return nn.ModuleList(
+                SparseOperatorBlock(m.channels, m.kernel_size, m.normalize, m.mlp_ratio, m.time_dim)
+                for _ in range(m.sparse_blocks)
+            )
+
+        self.encoder = blocks()
+        self.unet = GridUNet(
+            m.channels, m.channels, m.unet_channels, m.unet_mults, m.unet_res_blocks, m.attention_heads, m.dropout, m.time_dim
+        )
+        self.merge = nn.Linear(2 * m.channels, m.channels)
+        self.decoder = blocks()
+        self.out_norm = nn.LayerNorm(m.channels)
+        self.out = nn.Linear(m.channels, in_channels)
+
+    def forward(self, x, coords, size, t, scale=1.0):
+        temb = self.time(t)
+        # one neighbour map per forward, shared by every sparse layer (and their backward)
+        nmap = _compat.build_neighbor_map(coords, size, resampled_kernel_size(self.kernel_size, scale), check=False)
+        h = self.lift(x)
+        for block in self.encoder:
+            h = block(h, coords, size, temb, nmap, scale)
+        skip = h
+        grid = _compat.knn_to_grid(h.float(), coords, size, (self.grid_size, self.grid_size), k=self.knn)
+        grid = self.unet(grid, temb)
+        up = _compat.grid_to_points(grid.float(), coords, size)
+        h = self.merge(torch.cat([up.to(skip.dtype), skip], -1))
+        for block in self.decoder:
+            h = block(h, coords, size, temb, nmap, scale)
+        return self.out(self.out_norm(h))

@@ -1,0 +1,69 @@
+"""The point-level layers: time embedding and the sparse operator block (∞-Diff, appendix A:
+depthwise sparse convolution with count normalisation, a three-layer MLP, and a LayerNorm
+modulated by the time embedding, with a residual connection)."""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import _compat
+
+
+def timestep_embedding(t, dim, max_period=10000.0):
+    """Sinusoidal embedding (B, dim) of integer times t (B,)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], -1)
+
+
+class TimeEmbedding(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t):
+        return self.mlp(timestep_embedding(t, self.dim))
+
+
+def resampled_kernel_size(kernel_size, scale):
+    """K' of resample_kernel (SPEC section 1) for a K-tap kernel at `scale` times the resolution."""
+    r = kernel_size // 2
+    r_new = math.floor(r * scale + 0.5)
+    return 1 if r == 0 or r_new == 0 else 2 * r_new + 1
+
+
+class SparseOperatorBlock(nn.Module):
+    """h + MLP(modLN(sparse_depthwise_conv(h))) on points (B, N, C).
+
+    The kernel is a linear integral operator on the function the points sample; at another
+    resolution the same operator is applied with the kernel resampled (resample_kernel)."""
+
+    def __init__(self, channels, kernel_size, normalize, mlp_ratio, time_dim):
+        super().__init__()
+        self.normalize = normalize
+        self.weight = nn.Parameter(torch.randn(channels, kernel_size, kernel_size) / kernel_size)
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.norm = nn.LayerNorm(channels, elementwise_affine=False)
+        self.modulation = nn.Linear(time_dim, 2 * channels)
+        hidden = channels * mlp_ratio
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, channels)
+        )
+        nn.init.zeros_(self.mlp[-1].weight)  # each block starts as the identity
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def kernel(self, scale):
+        if scale == 1.0:
+            return self.weight
+        return _compat.resample_kernel(self.weight, scale, self.normalize)
+
+    def forward(self, h, coords, size, temb, neighbor_map, scale=1.0):
+        y = _compat.sparse_depthwise_conv(
+            h, coords, size, self.kernel(scale), self.bias, self.normalize, check=False, neighbor_map=neighbor_map
+        )
+        shift, gain = self.modulation(F.silu(temb)).chunk(2, dim=-1)
+        y = self.norm(y) * (1 + gain[:, None]) + shift[:, None]
+        return h + self.mlp(y)

@@ -1,0 +1,106 @@
+"""A small grid U-Net in the style of Nichol & Dhariwal (residual blocks with time
+conditioning, self-attention and dropout at the two lowest resolutions)."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _groups(channels):
+    for g in (8, 4, 2, 1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout, time_dim, dropout):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.time = nn.Linear(time_dim, 2 * cout)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, temb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        gain, shift = self.time(F.silu(temb))[..., None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + gain) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    def __init__(self, channels, heads):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, temb=None):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class GridUNet(nn.Module):
+    """(B, cin, G, G) -> (B, cout, G, G); len(mults) levels, each halving the resolution."""
+
+    def __init__(self, cin, cout, channels, mults, res_blocks, heads, dropout, time_dim):
+        super().__init__()
+        levels = len(mults)
+        attn_levels = {levels - 2, levels - 1}
+        self.inp = nn.Conv2d(cin, channels, 3, padding=1)
+        self.down = nn.ModuleList()
+        skips = [channels]
+        ch = channels
+        for i, m in enumerate(mults):
+            for _ in range(res_blocks):
+                drop = dropout if i in attn_levels else 0.0
+                blocks = [ResBlock(ch, channels * m, time_dim, drop)]
+                ch = channels * m
+                if i in attn_levels:
+                    blocks.append(Attention(ch, heads))
+                self.down.append(nn.ModuleList(blocks))
+                skips.append(ch)
+            if i != levels - 1:
+                self.down.append(nn.ModuleList([nn.Conv2d(ch, ch, 3, stride=2, padding=1)]))
+                skips.append(ch)
+        self.mid = nn.ModuleList([ResBlock(ch, ch, time_dim, dropout), Attention(ch, heads), ResBlock(ch, ch, time_dim, dropout)])
+        self.up = nn.ModuleList()
+        for i, m in reversed(list(enumerate(mults))):
+            for j in range(res_blocks + 1):
+                drop = dropout if i in attn_levels else 0.0
+                blocks = [ResBlock(ch + skips.pop(), channels * m, time_dim, drop)]
+                ch = channels * m
+                if i in attn_levels:
+                    blocks.append(Attention(ch, heads))
+                if i != 0 and j == res_blocks:
+                    blocks.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                    blocks.append(nn.Conv2d(ch, ch, 3, padding=1))
+                self.up.append(nn.ModuleList(blocks))
+        self.out = nn.Sequential(nn.GroupNorm(_groups(ch), ch), nn.SiLU(), nn.Conv2d(ch, cout, 3, padding=1))
+
+    @staticmethod
+    def _run(blocks, h, temb):
+        for block in blocks:
+            h = block(h, temb) if isinstance(block, (ResBlock, Attention)) else block(h)
+        return h
+
+    def forward(self, x, temb):
+        h = self.inp(x)
+        hs = [h]
+        for blocks in self.down:
+            h = self._run(blocks, h, temb)
+            hs.append(h)
+        h = self._run(self.mid, h, temb)
+        for blocks in self.up:
+            h = self._run(blocks, torch.cat([h, hs.pop()], 1), temb)
+        return self.out(h)
