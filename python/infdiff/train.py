@@ -1,0 +1,221 @@
+"""The training loop: AdamW, mixed precision, EMA, gradient clipping, atomic checkpoints
+(every N steps and on Ctrl-C), bit-identical --resume, tqdm, a metrics CSV, sample grids,
+and DDP under torchrun (each rank draws its own times, noise and coordinates).
+
+Determinism: the batch of step s is a function of (seed, rank, s) (see `_batches`), and all
+other randomness comes from one generator per rank whose state is checkpointed, together
+with torch's global RNG (dropout). So stopping at step s and resuming equals not stopping."""
+import copy
+import csv
+import os
+import time
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config, from_dict
+from .data import build_dataset
+from .diffusion import MollifiedDiffusion
+from .model import InfDiffNet
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if world > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _batches(dataset, batch_size, seed, rank, world, start_step, num_workers=0):
+    """Batches from step `start_step` on; epoch e's order is DistributedSampler(seed, e)."""
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    per_epoch = len(sampler) // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"train.batch_size {batch_size} exceeds the {len(sampler)} examples of this rank")
+    epoch, offset = divmod(start_step, per_epoch)
+    while True:
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        groups = [order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch)][offset:]
+        yield from DataLoader(dataset, batch_sampler=groups, num_workers=num_workers)
+        epoch, offset = epoch + 1, 0
+
+
+def build_model(cfg: Config):
+    return InfDiffNet(cfg.model, cfg.data.channels)
+
+
+@torch.no_grad()
+def ema_update(ema, model, decay):
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, resume=None, quiet=False):
+        self.cfg = cfg
+        t = cfg.train
+        self.rank, self.world = _dist_info()
+        self.device = resolve_device(t.device)
+        self.is_main = self.rank == 0
+        self.quiet = quiet or not self.is_main
+        torch.manual_seed(t.seed + self.rank)
+        self.gen = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.rank)
+        self.model = build_model(cfg).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.diffusion = MollifiedDiffusion(cfg.diffusion)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        use_fp16 = t.precision == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16 if use_fp16 else torch.bfloat16}.get(t.precision)
+        self.step, self.elapsed = 0, 0.0
+        self.ckpt_path = os.path.join(t.out_dir, "checkpoint.pt")
+        self.metrics_path = os.path.join(t.out_dir, "metrics.csv")
+        if resume:
+            self._restore(load_checkpoint(resume, map_location=self.device))
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+
+    # ------------------------------------------------------------ state
+    def state(self):
+        return {
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "world": self.world,
+        }
+
+    def _restore(self, state):
+        if state["config"]["model"] != self.cfg.to_dict()["model"]:
+            raise ValueError("--resume: the checkpoint's model config differs from this config's model section")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.elapsed = state["step"], state.get("elapsed", 0.0)
+        if state.get("world", 1) == self.world:  # per-rank streams only carry over to the same world size
+            self.gen.set_state(state["gen"].to(self.gen.get_state().device))
+            torch.set_rng_state(state["torch_rng"])
+
+    def save(self):
+        if self.is_main:
+            save_checkpoint(self.state(), self.ckpt_path)
+
+    # ------------------------------------------------------------ loop
+    def train_step(self, x0):
+        t = self.cfg.train
+        self.net.train()
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            loss = self.diffusion.training_loss(self.net, x0, t.coord_fraction, generator=self.gen)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if t.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        ema_update(self.ema, self.model, t.ema_decay)
+        self.step += 1
+        return loss.detach()
+
+    def _log_metrics(self, row):
+        new = not os.path.exists(self.metrics_path)
+        with open(self.metrics_path, "a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(["step", "loss", "it_per_s", "elapsed_s"])
+            writer.writerow(row)
+
+    def _sample_grid(self):
+        from .sample import sample_images, save_grid
+
+        g = torch.Generator(device=self.device).manual_seed(0)
+        res = self.cfg.data.resolution
+        x = sample_images(self.ema, self.diffusion, self.cfg, self.cfg.train.sample_n, res, generator=g, device=self.device)
+        save_grid(x, os.path.join(self.cfg.train.out_dir, f"samples_{self.step:07d}.png"))
+
+    def fit(self, stop_at=None):
+        """Train until train.steps (or `stop_at`) or train.max_minutes; returns the losses logged."""
+        t = self.cfg.train
+        os.makedirs(t.out_dir, exist_ok=True)
+        total = t.steps if stop_at is None else min(stop_at, t.steps)
+        dataset = build_dataset(self.cfg.data)
+        batches = _batches(dataset, t.batch_size, t.seed, self.rank, self.world, self.step, self.cfg.data.num_workers)
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=self.step, disable=self.quiet, dynamic_ncols=True)
+        losses, window, last = [], [], time.perf_counter()
+        start = time.perf_counter() - self.elapsed
+        try:
+            while self.step < total:
+                if t.max_minutes and time.perf_counter() - start > 60 * t.max_minutes:
+                    if not self.quiet:
+                        bar.write(f"time budget of {t.max_minutes} min reached at step {self.step}")
+                    break
+                x0 = next(batches).to(self.device, non_blocking=True)
+                window.append(self.train_step(x0))
+                self.elapsed = time.perf_counter() - start
+                bar.update(1)
+                if self.step % t.log_every == 0 or self.step == total:
+                    loss = torch.stack(window).mean().item()
+                    if self.world > 1:
+                        value = torch.tensor([loss], device=self.device)
+                        dist.all_reduce(value)
+                        loss = value.item() / self.world
+                    now = time.perf_counter()
+                    rate = len(window) / max(now - last, 1e-9)
+                    window, last = [], now
+                    losses.append((self.step, loss))
+                    bar.set_postfix(loss=f"{loss:.4f}", it_s=f"{rate:.2f}")
+                    if self.is_main:
+                        self._log_metrics([self.step, f"{loss:.6f}", f"{rate:.3f}", f"{self.elapsed:.1f}"])
+                if t.ckpt_every and self.step % t.ckpt_every == 0:
+                    self.save()
+                if t.sample_every and self.step % t.sample_every == 0 and self.is_main:
+                    self._sample_grid()
+        except KeyboardInterrupt:
+            self.save()
+            if not self.quiet:
+                bar.write(f"interrupted: checkpoint at step {self.step} written to {self.ckpt_path}")
+            raise
+        finally:
+            bar.close()
+        self.save()
+        return losses
+
+
+def train(cfg, resume=None, quiet=False):
+    trainer = Trainer(cfg, resume=resume, quiet=quiet)
+    try:
+        trainer.fit()
+    finally:
+        if trainer.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return trainer
+
+
+def config_from_checkpoint(state):
+    return from_dict(state["config"])
+
+
+__all__ = ["Trainer", "build_model", "config_from_checkpoint", "ema_update", "train"]
