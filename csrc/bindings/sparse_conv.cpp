@@ -3,6 +3,7 @@
 #include <ATen/OpMathType.h>
 #include <torch/extension.h>
 
+#include "../cpu/neighbor_map.h"
 #include "../cpu/sparse_conv.h"
 #include "registry.h"
 #include "tensor_checks.h"
@@ -143,6 +144,23 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
   return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
 }
 
+// (lookup (B, H, W), counts (B, N), flat index of a point off the grid or -1, flat index
+// of a repeated point or -1) for int32 CPU coords (B, N, 2).
+std::tuple<torch::Tensor, torch::Tensor, int64_t, int64_t> build_neighbor_map_cpu(
+    const torch::Tensor& coords, int64_t height, int64_t width, int64_t kernel_size, bool check_duplicates) {
+  INFDIFF_CHECK_INPUT(coords, torch::kInt32);
+  TORCH_CHECK(coords.device().is_cpu(), "coords must be a CPU tensor");
+  TORCH_CHECK(coords.dim() == 3 && coords.size(2) == 2, "coords must be (B, N, 2)");
+  const auto b = coords.size(0), n = coords.size(1);
+  auto lookup = torch::empty({b, height, width}, coords.options());
+  auto counts = torch::empty({b, n}, coords.options());
+  const auto status = cpu::build_neighbor_map(coords.data_ptr<int32_t>(), b, n, static_cast<int>(height),
+                                              static_cast<int>(width), static_cast<int>(kernel_size),
+                                              check_duplicates, lookup.data_ptr<int32_t>(),
+                                              counts.data_ptr<int32_t>());
+  return {lookup, counts, status.out_of_range, status.duplicate};
+}
+
 }  // namespace
 
 void register_sparse_conv(pybind11::module_& m) {
@@ -153,6 +171,9 @@ void register_sparse_conv(pybind11::module_& m) {
         pybind11::arg("grad_out"), pybind11::arg("x"), pybind11::arg("coords"), pybind11::arg("lookup"),
         pybind11::arg("counts"), pybind11::arg("weight"), pybind11::arg("normalize"),
         pybind11::arg("need_grad_x"), pybind11::arg("need_grad_weight"));
+  m.def("build_neighbor_map_cpu", &build_neighbor_map_cpu, "neighbour map of CPU int32 coords",
+        pybind11::arg("coords"), pybind11::arg("height"), pybind11::arg("width"), pybind11::arg("kernel_size"),
+        pybind11::arg("check_duplicates"));
 }
 
 }  // namespace bindings

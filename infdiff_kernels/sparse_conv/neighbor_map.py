@@ -4,8 +4,9 @@ Data structure: a dense per-sample lookup grid. `lookup[b, i, j]` holds the inde
 point of batch element b at pixel (i, j), or -1. A kernel finds the neighbour at window
 offset (dy, dx) of point n with one load, `lookup[b, row_n + dy, col_n + dx]`, so it needs
 no hash probing and no per-pair list; forward and backward walk the same K*K offsets.
-`counts[b, n]` is the window size m of SPEC section 1, computed with a summed-area table
-of the occupancy grid (O(B H W), independent of K).
+`counts[b, n]` is the window size m of SPEC section 1. On CPUs with the extension built,
+both come from one C++ pass (csrc/cpu/neighbor_map.h); elsewhere from torch ops: a
+scatter, and a summed-area table of the occupancy grid (O(B H W), independent of K).
 
 Memory: 4 * B * (H * W + 3 * N) bytes (int32 lookup grid, int32 counts, int32 coords),
 independent of the density and of C; for B=4 at 256^2 that is 1 MiB plus 48 bytes a point.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import _validate
+from .. import _ext, _validate
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +36,24 @@ class NeighborMap:
         return sum(t.numel() * t.element_size() for t in (self.coords, self.lookup, self.counts))
 
 
+def _duplicate_error(coords, b, n):
+    return ValueError(
+        f"coords holds duplicate points in batch element {b}: {coords[b, n].tolist()} "
+        "appears more than once (pass check=False to skip this check)"
+    )
+
+
+def _build_cpu(coords32, size, kernel_size, check):
+    """The C++ pass; also finds coordinates off the grid, so no separate range check."""
+    lookup, counts, off_grid, duplicate = _ext.ext.build_neighbor_map_cpu(coords32, *size, kernel_size, check)
+    n = coords32.shape[1]
+    if off_grid >= 0:
+        _validate.coords_in_range(coords32, size)  # raises, naming the point
+    if duplicate >= 0:
+        raise _duplicate_error(coords32, duplicate // n, duplicate % n)
+    return lookup, counts
+
+
 def _scatter_lookup(coords, size, check):
     b, n, _ = coords.shape
     h, w = size
@@ -46,11 +65,7 @@ def _scatter_lookup(coords, size, check):
         # With duplicates, scatter keeps one writer per pixel: the others do not read back.
         lost = lookup.gather(1, linear) != index
         if bool(lost.any()):
-            bb, nn = (int(i) for i in lost.nonzero()[0])
-            raise ValueError(
-                f"coords holds duplicate points in batch element {bb}: {coords[bb, nn].tolist()} "
-                "appears more than once (pass check=False to skip this check)"
-            )
+            raise _duplicate_error(coords, *(int(i) for i in lost.nonzero()[0]))
     return lookup.view(b, h, w), linear
 
 
@@ -77,11 +92,16 @@ def build_neighbor_map(coords, size, kernel_size, *, check=True) -> NeighborMap:
     _validate.dtype_in("coords", coords, _validate.COORD_DTYPES)
     if coords.shape[-1] != 2:
         raise ValueError(f"coords must be (B, N, 2), got shape {tuple(coords.shape)}")
-    size = _validate.coords_in_range(coords, _validate.size2("size", size))
+    size = _validate.size2("size", size)
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size K must be an odd int >= 1, got {kernel_size!r}")
     with torch.no_grad():
-        coords32 = coords.to(torch.int32).contiguous()
-        lookup, _ = _scatter_lookup(coords32, size, check)
-        counts = _window_counts(lookup, coords32, kernel_size // 2)
-    return NeighborMap(coords32, lookup, counts.to(torch.int32).contiguous(), size, kernel_size)
+        if coords.device.type == "cpu" and _ext.has_cpu_kernels():
+            coords32 = coords.to(torch.int32).contiguous()
+            lookup, counts = _build_cpu(coords32, size, kernel_size, check)
+        else:
+            _validate.coords_in_range(coords, size)
+            coords32 = coords.to(torch.int32).contiguous()
+            lookup, _ = _scatter_lookup(coords32, size, check)
+            counts = _window_counts(lookup, coords32, kernel_size // 2).to(torch.int32).contiguous()
+    return NeighborMap(coords32, lookup, counts, size, kernel_size)

@@ -378,3 +378,27 @@ def test_resample_kernel_errors(bad, exc, match):
     kwargs.update(bad)
     with pytest.raises(exc, match=match):
         ik.resample_kernel(**kwargs)
+
+
+def test_neighbor_map_torch_path_matches_cpu_path(monkeypatch):
+    """The map is built by one C++ pass on CPUs and by torch ops elsewhere: same result."""
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    from infdiff_kernels import _ext
+
+    _, coords, _, _ = make_case(3, 1, 1, 0.4)
+    built = {}
+    for path in ("cpu", "torch"):
+        if path == "torch":
+            monkeypatch.setattr(_ext, "has_cpu_kernels", lambda: False)
+        built[path] = [ik.build_neighbor_map(coords, SIZE, k) for k in (1, 5, 9)]
+        dup = coords.clone()
+        dup[2, 3] = dup[2, 1]
+        with pytest.raises(ValueError, match="duplicate points in batch element 2"):
+            ik.build_neighbor_map(dup, SIZE, 3)
+        off = coords.clone()
+        off[1, 4, 0] = SIZE[0]
+        with pytest.raises(ValueError, match=r"coords\[1, 4\]"):
+            ik.build_neighbor_map(off, SIZE, 3)
+    for a, b in zip(built["cpu"], built["torch"]):
+        assert torch.equal(a.lookup, b.lookup) and torch.equal(a.counts, b.counts) and torch.equal(a.coords, b.coords)
