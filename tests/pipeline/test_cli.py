@@ -1,0 +1,36 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from infdiff.cli import main
+
+from .conftest import TINY
+
+
+def test_train_sample_demo_end_to_end(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "--config", TINY, "--set", f"train.out_dir={run}", "--set", "train.steps=3"]) == 0
+    ckpt = os.path.join(run, "checkpoint.pt")
+    assert main(["train", "--config", TINY, "--resume", ckpt, "--set", f"train.out_dir={run}", "--set", "train.steps=5"]) == 0
+    out = str(tmp_path / "samples")
+    assert main(["sample", "--ckpt", ckpt, "--resolution", "16", "32", "--steps", "2", "--n", "2", "--out", out]) == 0
+    assert sorted(os.listdir(out)) == ["samples_16px.png", "samples_32px.png"]
+    demo = str(tmp_path / "demo")
+    argv = ["demo", "--config", TINY, "--out", demo, "--resolution", "16", "32", "--n", "2", "--steps", "2"]
+    assert main(argv + ["--set", "train.steps=3"]) == 0
+    assert {"loss.png", "samples_16px.png", "samples_32px.png"} <= set(os.listdir(demo))
+    assert "demo outputs" in capsys.readouterr().out
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["sample", "--ckpt", str(tmp_path / "missing.pt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["train", "--config", TINY, "--set", "train.coord_fraction=2"]) == 2
+    assert "train.coord_fraction" in capsys.readouterr().err
+
+
+def test_python_dash_m(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "infdiff", "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "demo" in res.stdout
