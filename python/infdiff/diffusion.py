@@ -109,11 +109,15 @@ class MollifiedDiffusion:
                 eps = eps_fn(x)
                 x0_t = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
                 correction = None
+            # T x0 lies in [-1, 1] (a Gaussian blur of data in [-1, 1]); clipping the estimate
+            # keeps the 1 / sqrt(abar_t) amplification at high noise from blowing up the state
+            x0_t = x0_t.clamp(-1, 1)
+            eps = (x - a_t.sqrt() * x0_t) / (1 - a_t).sqrt()
             if sampler == "ddim":
                 x = a_prev.sqrt() * x0_t + (1 - a_prev).sqrt() * eps
             else:
                 beta = 1 - a_t / a_prev
-                mean = (x - beta / (1 - a_t).sqrt() * eps) / (1 - beta).sqrt()
+                mean = (a_prev.sqrt() * beta * x0_t + (1 - beta).sqrt() * (1 - a_prev) * x) / (1 - a_t)
                 if prev >= 0:
                     var = (1 - a_prev) / (1 - a_t) * beta
                     x = mean + var.sqrt() * self.noise_like(shape, generator, device)
