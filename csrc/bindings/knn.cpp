@@ -7,12 +7,8 @@
 #include "registry.h"
 #include "tensor_checks.h"
 
+#include "cuda_types.h"
 #ifdef INFDIFF_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include "../cuda/knn.cuh"
 #endif
 
@@ -20,18 +16,6 @@ namespace infdiff {
 namespace bindings {
 namespace {
 
-#ifdef INFDIFF_WITH_CUDA
-template <typename T> struct KnnCudaType { using type = T; };
-template <> struct KnnCudaType<at::Half> { using type = __half; };
-template <> struct KnnCudaType<at::BFloat16> { using type = __nv_bfloat16; };
-template <typename T>
-using cuda_t = typename KnnCudaType<T>::type;
-
-#define INFDIFF_KNN_CUDA_CHECK(err, what) \
-  TORCH_CHECK((err) == cudaSuccess, what " CUDA launch failed: ", cudaGetErrorString(err))
-#endif
-
-#define INFDIFF_KNN_NO_CUDA() TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA")
 
 int checked_int(int64_t v, const char* name) {
   TORCH_CHECK(v >= 1 && v <= INT32_MAX, name, " must be in [1, 2^31), got ", v);
@@ -76,9 +60,9 @@ std::tuple<torch::Tensor, torch::Tensor> knn_search(const torch::Tensor& coords,
                                     tile_start.data_ptr<int32_t>(), tile_points.data_ptr<int32_t>(),
                                     dist.data_ptr<int64_t>(), index.data_ptr<int32_t>(),
                                     weights.data_ptr<float>(), stream);
-    INFDIFF_KNN_CUDA_CHECK(err, "knn_search");
+    check_cuda(err, "knn_search");
 #else
-    INFDIFF_KNN_NO_CUDA();
+    INFDIFF_NO_CUDA();
 #endif
   } else if (double_weights) {
     cpu::knn_search<double>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(), index.data_ptr<int32_t>(),
@@ -118,9 +102,9 @@ torch::Tensor knn_gather(const torch::Tensor& x, const torch::Tensor& index, con
           B, N, C, cells, static_cast<int>(k), reinterpret_cast<const cuda_t<scalar_t>*>(x.data_ptr<scalar_t>()),
           index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(),
           reinterpret_cast<cuda_t<scalar_t>*>(out.data_ptr<scalar_t>()), at::cuda::getCurrentCUDAStream());
-      INFDIFF_KNN_CUDA_CHECK(err, "knn_gather");
+      check_cuda(err, "knn_gather");
 #else
-      INFDIFF_KNN_NO_CUDA();
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::knn_gather<scalar_t, acc_t>(B, N, C, cells, static_cast<int>(k), x.data_ptr<scalar_t>(),
@@ -151,9 +135,9 @@ torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& in
           B, N, C, cells, static_cast<int>(k),
           reinterpret_cast<const cuda_t<scalar_t>*>(grad_out.data_ptr<scalar_t>()), index.data_ptr<int32_t>(),
           weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>(), at::cuda::getCurrentCUDAStream());
-      INFDIFF_KNN_CUDA_CHECK(err, "knn_scatter");
+      check_cuda(err, "knn_scatter");
 #else
-      INFDIFF_KNN_NO_CUDA();
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::knn_scatter<scalar_t, acc_t>(B, N, C, cells, static_cast<int>(k), grad_out.data_ptr<scalar_t>(),
@@ -188,9 +172,9 @@ torch::Tensor grid_to_points(const torch::Tensor& y, const torch::Tensor& coords
           B, N, C, Hi, Wi, h, w, reinterpret_cast<const cuda_t<scalar_t>*>(y.data_ptr<scalar_t>()),
           coords.data_ptr<int32_t>(), reinterpret_cast<cuda_t<scalar_t>*>(out.data_ptr<scalar_t>()),
           at::cuda::getCurrentCUDAStream());
-      INFDIFF_KNN_CUDA_CHECK(err, "grid_to_points");
+      check_cuda(err, "grid_to_points");
 #else
-      INFDIFF_KNN_NO_CUDA();
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::grid_to_points<scalar_t, acc_t>(B, N, C, Hi, Wi, h, w, y.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(),
@@ -221,9 +205,9 @@ torch::Tensor grid_to_points_backward(const torch::Tensor& grad_out, const torch
       const auto err = cuda::grid_to_points_backward<cuda_t<scalar_t>, acc_t>(
           B, N, C, Hi, Wi, hi, wi, reinterpret_cast<const cuda_t<scalar_t>*>(grad_out.data_ptr<scalar_t>()),
           coords.data_ptr<int32_t>(), acc.data_ptr<acc_t>(), at::cuda::getCurrentCUDAStream());
-      INFDIFF_KNN_CUDA_CHECK(err, "grid_to_points_backward");
+      check_cuda(err, "grid_to_points_backward");
 #else
-      INFDIFF_KNN_NO_CUDA();
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::grid_to_points_backward<scalar_t, acc_t>(B, N, C, Hi, Wi, hi, wi, grad_out.data_ptr<scalar_t>(),

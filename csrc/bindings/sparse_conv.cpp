@@ -8,34 +8,14 @@
 #include "registry.h"
 #include "tensor_checks.h"
 
+#include "cuda_types.h"
 #ifdef INFDIFF_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include "../cuda/sparse_conv.cuh"
 #endif
 
 namespace infdiff {
 namespace bindings {
 namespace {
-
-#ifdef INFDIFF_WITH_CUDA
-// torch's 16-bit types are layout-compatible with CUDA's.
-template <typename T> struct CudaType { using type = T; };
-template <> struct CudaType<at::Half> { using type = __half; };
-template <> struct CudaType<at::BFloat16> { using type = __nv_bfloat16; };
-
-template <typename T>
-const typename CudaType<T>::type* cuda_ptr(const torch::Tensor& t) {
-  return reinterpret_cast<const typename CudaType<T>::type*>(t.data_ptr<T>());
-}
-template <typename T>
-typename CudaType<T>::type* cuda_mut_ptr(torch::Tensor& t) {
-  return reinterpret_cast<typename CudaType<T>::type*>(t.data_ptr<T>());
-}
-#endif
 
 SparseConvShape make_shape(const torch::Tensor& x, const torch::Tensor& lookup,
                            const torch::Tensor& weight, int64_t normalize) {
@@ -85,14 +65,14 @@ torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& c
     if (x.is_cuda()) {
 #ifdef INFDIFF_WITH_CUDA
       const c10::cuda::CUDAGuard guard(x.device());
-      const auto err = cuda::sparse_conv_forward<typename CudaType<scalar_t>::type, acc_t>(
+      const auto err = cuda::sparse_conv_forward<cuda_t<scalar_t>, acc_t>(
           shape, cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
           counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
           bias ? cuda_ptr<scalar_t>(*bias) : nullptr, cuda_mut_ptr<scalar_t>(out),
           at::cuda::getCurrentCUDAStream());
-      TORCH_CHECK(err == cudaSuccess, "sparse_conv_forward CUDA launch failed: ", cudaGetErrorString(err));
+      check_cuda(err, "sparse_conv_forward");
 #else
-      TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA");
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::sparse_conv_forward<scalar_t, acc_t>(
@@ -125,14 +105,14 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
     if (x.is_cuda()) {
 #ifdef INFDIFF_WITH_CUDA
       const c10::cuda::CUDAGuard guard(x.device());
-      const auto err = cuda::sparse_conv_backward<typename CudaType<scalar_t>::type, acc_t>(
+      const auto err = cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
           shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
           lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
           need_grad_x ? cuda_mut_ptr<scalar_t>(grad_x) : nullptr, gw,
           at::cuda::getCurrentCUDAStream());
-      TORCH_CHECK(err == cudaSuccess, "sparse_conv_backward CUDA launch failed: ", cudaGetErrorString(err));
+      check_cuda(err, "sparse_conv_backward");
 #else
-      TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA");
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::sparse_conv_backward<scalar_t, acc_t>(

@@ -7,10 +7,8 @@
 #include "registry.h"
 #include "tensor_checks.h"
 
+#include "cuda_types.h"
 #ifdef INFDIFF_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-
 #include "../cuda/spectral.cuh"
 #endif
 
@@ -23,12 +21,6 @@ spectral::SpectralShape grid_shape(const torch::Tensor& x) {
   const int64_t h = x.size(-2), w = x.size(-1);
   return {h * w == 0 ? 0 : x.numel() / (h * w), static_cast<int>(h), static_cast<int>(w)};
 }
-
-#ifdef INFDIFF_WITH_CUDA
-void check_cuda(cudaError_t err, const char* what) {
-  TORCH_CHECK(err == cudaSuccess, what, " CUDA launch failed: ", cudaGetErrorString(err));
-}
-#endif
 
 // spec: the complex rfft2 spectrum (..., H, W/2 + 1) of an (..., H, W) grid; filtered in place.
 void spectral_multiply_(torch::Tensor spec, int64_t height, int64_t width, int64_t boundary, int64_t mode,
@@ -53,7 +45,7 @@ void spectral_multiply_(torch::Tensor spec, int64_t height, int64_t width, int64
                                                    at::cuda::getCurrentCUDAStream()),
                  "spectral_multiply");
 #else
-      TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA");
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::spectral_multiply<scalar_t>(shape, params, re.data_ptr<scalar_t>());
@@ -96,7 +88,7 @@ torch::Tensor spectral_prepare(const torch::Tensor& x, const c10::optional<torch
                                                   out.data_ptr<scalar_t>(), at::cuda::getCurrentCUDAStream()),
                  "spectral_prepare");
 #else
-      TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA");
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::prepare<scalar_t>(shape, x.data_ptr<scalar_t>(), yp, ap, sp, per_a, reorder, out.data_ptr<scalar_t>());
@@ -118,7 +110,7 @@ torch::Tensor spectral_unreorder(const torch::Tensor& w) {
                                                     at::cuda::getCurrentCUDAStream()),
                  "spectral_unreorder");
 #else
-      TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA");
+      INFDIFF_NO_CUDA();
 #endif
     } else {
       cpu::unreorder<scalar_t>(shape, w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
