@@ -66,9 +66,10 @@ class MollifiedDiffusion:
         return (pred.float() - _compat.gather_points(target, coords)).pow(2).mean()
 
     # ------------------------------------------------------------ reverse process
-    def timesteps(self, count):
-        """`count` evenly spaced times from steps-1 down to 0."""
-        return torch.linspace(self.steps - 1, 0, count).round().long().unique_consecutive()
+    def timesteps(self, count, start=None):
+        """`count` evenly spaced times from `start` (default steps-1) down to 0."""
+        start = self.steps - 1 if start is None else int(start)
+        return torch.linspace(start, 0, max(1, min(count, start + 1))).round().long().unique_consecutive()
 
     def _eps(self, model, x, t, coords, size, **kw):
         b = x.shape[0]
@@ -78,17 +79,21 @@ class MollifiedDiffusion:
 
     @torch.no_grad()
     def sample(self, model, shape, steps=100, sampler="ddim", generator=None, device="cpu", scale=1.0,
-               x_init=None, guidance=None, progress=None):
+               x_init=None, guidance=None, progress=None, start_t=None, post_step=None):
         """Samples of `shape` (B, C, H, W) on the full grid: returns (decoded x0, T x0 estimate).
 
         sampler="ddim": deterministic given the initial noise, any number of steps.
         sampler="ddpm": ancestral, x_{t-1} = mu_theta(x_t) + sigma_t T z, over `steps` strided
         times (respaced betas). scale: resolution / training resolution (kernel resampling).
-        guidance(x_t, t, eps_fn) -> correction added to x_{t-1} (reconstruction guidance)."""
+        x_init, start_t: begin from the state x_init at time start_t (default: fresh mollified
+        noise at steps-1), e.g. a noised image for inpainting or super-resolution.
+        guidance(x_t, x0_estimate, t) -> correction subtracted from x_{t-1} (reconstruction
+        guidance); it is called with gradients enabled, x_t requiring grad.
+        post_step(x_{t-1}, t-1) -> x_{t-1}: e.g. replacing observed pixels (t-1 = -1: final)."""
         b, c, h, w = shape
         coords = _compat.grid_coords((h, w), b, device=device)
         x = self.noise_like(shape, generator, device) if x_init is None else x_init
-        times = self.timesteps(steps)
+        times = self.timesteps(steps, start_t)
         abar = self.alpha_bar.to(device)
         for i, t in enumerate(times.tolist()):
             prev = times[i + 1].item() if i + 1 < len(times) else -1
@@ -125,6 +130,8 @@ class MollifiedDiffusion:
                     x = mean
             if correction is not None:
                 x = x - correction
+            if post_step is not None:
+                x = post_step(x, prev)
             if progress is not None:
                 progress(i + 1, len(times))
         return self.decode(x), x
