@@ -7,7 +7,9 @@ import time
 import torch
 
 from .config import ConfigError, load_config, parse_override
+from .guided import MASK_SHAPES
 
+QUALITY_RESOLUTIONS = (28, 56)
 PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
 
@@ -22,6 +24,76 @@ def cmd_train(args):
     trainer = train(cfg, resume=args.resume)
     if trainer.is_main:
         print(f"checkpoint: {trainer.ckpt_path}\nmetrics: {trainer.metrics_path}")
+
+
+def _observations(args, cfg, resolution):
+    """(n, C, R, R) images in [-1, 1]: a PNG (--image) or the first --n of the checkpoint
+    config's dataset, test split."""
+    import dataclasses
+
+    import numpy as np
+
+    if args.image:
+        from PIL import Image
+
+        img = Image.open(args.image).convert("L" if cfg.data.channels == 1 else "RGB")
+        img = img.resize((resolution, resolution), Image.BICUBIC)
+        arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1)
+        arr = arr[None, None] if arr.dim() == 2 else arr.permute(2, 0, 1)[None]
+        return arr.expand(args.n, -1, -1, -1).contiguous()
+    from .data import build_dataset
+    from .guided import resize
+
+    ds = build_dataset(dataclasses.replace(cfg.data, split="test", limit=args.n))
+    x = torch.stack([ds[i] for i in range(min(args.n, len(ds)))])
+    return resize(x, (resolution, resolution)) if x.shape[-1] != resolution else x
+
+
+def cmd_inpaint(args):
+    from .guided import inpaint, load_mask
+    from .sample import load_for_sampling, save_grid
+
+    cfg, model, diff = load_for_sampling(args.ckpt)
+    res = args.resolution or cfg.data.resolution
+    g = torch.Generator().manual_seed(args.seed)
+    images = _observations(args, cfg, res)
+    mask = load_mask(args.mask, (res, res), g)
+    out = inpaint(model, diff, cfg, images, mask, steps=args.steps or cfg.diffusion.sample_steps,
+                  guidance_scale=args.guidance, start=args.start, generator=g)
+    os.makedirs(args.out, exist_ok=True)
+    for name, x in (("input", images), ("mask", mask.expand_as(images) * 2 - 1), ("masked", images * mask),
+                    ("inpainted", out)):
+        print(save_grid(x, os.path.join(args.out, f"inpaint_{name}.png")))
+
+
+def cmd_superres(args):
+    from .guided import resize, superres
+    from .sample import load_for_sampling, save_grid
+
+    cfg, model, diff = load_for_sampling(args.ckpt)
+    low_res = args.input_resolution or cfg.data.resolution
+    g = torch.Generator().manual_seed(args.seed)
+    low = _observations(args, cfg, low_res)
+    out = superres(model, diff, cfg, low, args.resolution, steps=args.steps or cfg.diffusion.sample_steps,
+                   guidance_scale=args.guidance, start=args.start, generator=g)
+    bicubic = torch.nn.functional.interpolate(low, size=(args.resolution,) * 2, mode="bicubic", align_corners=False)
+    os.makedirs(args.out, exist_ok=True)
+    for name, x in ((f"input_{low_res}px", low), (f"bicubic_{args.resolution}px", bicubic.clamp(-1, 1)),
+                    (f"superres_{args.resolution}px", out)):
+        print(save_grid(x, os.path.join(args.out, f"superres_{name}.png")))
+    err = (resize(out, (low_res, low_res)) - low).pow(2).mean().sqrt().item()
+    print(f"rms difference between the output downsampled to {low_res} px and the input: {err:.4f}")
+
+
+def cmd_quality(args):
+    from .quality import main as quality_main
+
+    argv = ["--ckpt", args.ckpt, "--n", str(args.n), "--seed", str(args.seed), "--resolution", *map(str, args.resolution)]
+    if args.steps:
+        argv += ["--steps", str(args.steps)]
+    if args.cache_dir:
+        argv += ["--cache-dir", args.cache_dir]
+    quality_main(argv)
 
 
 def cmd_sample(args):
@@ -71,11 +143,26 @@ def cmd_demo(args):
     trainer = train(cfg)
     print(f"trained {trainer.step} steps in {(time.time() - start) / 60:.1f} min")
     outputs = [_loss_plot(trainer.metrics_path, os.path.join(args.out, "loss.png"))]
+    scored = {}
     for res in args.resolution:
         g = torch.Generator().manual_seed(0)
-        x = sample_images(trainer.ema, trainer.diffusion, cfg, args.n, res, steps=args.steps, generator=g)
-        outputs.append(save_grid(x, os.path.join(args.out, f"samples_{res}px.png")))
+        # the quality check reuses the grid's samples, topped up to --quality-n at 28/56 px
+        check = res in QUALITY_RESOLUTIONS and cfg.data.name == "mnist" and args.quality_n > 0
+        n = max(args.n, args.quality_n) if check else args.n
+        x = sample_images(trainer.ema, trainer.diffusion, cfg, n, res, steps=args.steps, generator=g)
+        outputs.append(save_grid(x[: args.n], os.path.join(args.out, f"samples_{res}px.png")))
+        if check:
+            scored[res] = x[: args.quality_n]
+    print(f"demo finished sampling after {(time.time() - start) / 60:.1f} min")
     print("demo outputs:\n  " + "\n  ".join(os.path.abspath(p) for p in outputs + [trainer.ckpt_path]))
+    if scored:
+        from .quality import format_scores, load_lenet, score
+
+        lenet = load_lenet()
+        print(f"quality check (LeNet on real MNIST; {args.quality_n} samples per resolution):")
+        for res, x in scored.items():
+            print("  " + format_scores(res, score(lenet, x)))
+    print(f"demo total {(time.time() - start) / 60:.1f} min")
 
 
 def build_parser():
@@ -102,13 +189,52 @@ def build_parser():
     d.add_argument("--n", type=int, default=16)
     d.add_argument("--steps", type=int, default=None)
     d.add_argument("--out", default="runs/demo")
+    d.add_argument("--quality-n", type=int, default=48, help="samples scored by the LeNet at 28 and 56 px (0 = skip)")
     d.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
     d.set_defaults(func=cmd_demo)
+
+    def observed(cmd, help_text):
+        a = sub.add_parser(cmd, help=help_text)
+        a.add_argument("--ckpt", required=True)
+        a.add_argument("--image", default=None, help="a PNG to use (default: the first --n test images of the checkpoint's dataset)")
+        a.add_argument("--n", type=int, default=8)
+        a.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the config's sample_steps)")
+        a.add_argument("--seed", type=int, default=0)
+        a.add_argument("--out", default=cmd)
+        return a
+
+    i = observed("inpaint", "fill masked regions (reconstruction guidance + replacement of the observed pixels)")
+    i.add_argument("--mask", default="center", help="a PNG (white = fill) or one of: " + ", ".join(MASK_SHAPES))
+    i.add_argument("--resolution", type=int, default=None, help="default: the training resolution")
+    i.add_argument("--guidance", type=float, default=2.0, help="reconstruction guidance weight lambda")
+    i.add_argument("--start", type=float, default=1.0, help="t_s / T: below 1 start from the noised input")
+    i.set_defaults(func=cmd_inpaint)
+    r = observed("superres", "low-resolution input -> higher-resolution output")
+    r.add_argument("--input-resolution", type=int, default=None, help="default: the training resolution")
+    r.add_argument("--resolution", type=int, required=True, help="output resolution")
+    r.add_argument("--guidance", type=float, default=1.0, help="weight of the downsampled-output guidance")
+    r.add_argument("--start", type=float, default=0.5, help="t_s / T the upsampled input is noised to")
+    r.set_defaults(func=cmd_superres)
+    q = sub.add_parser("quality", help="LeNet check of MNIST samples: confident share and class entropy")
+    q.add_argument("--ckpt", required=True)
+    q.add_argument("--n", type=int, default=64)
+    q.add_argument("--resolution", type=int, nargs="+", default=[28, 56])
+    q.add_argument("--steps", type=int, default=None)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--cache-dir", default=None, help="LeNet weights folder (default ~/.cache/infdiff)")
+    q.set_defaults(func=cmd_quality)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's). On a busy machine fewer threads than cores can be faster")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"infdiff: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     try:
         args.func(args)
     except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as err:
