@@ -10,7 +10,12 @@
 #include <cstdint>
 #include <vector>
 
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
+
 #include "../common/knn_math.h"
+#include "knn_lattice.h"
 
 namespace infdiff {
 namespace cpu {
@@ -68,35 +73,106 @@ inline void search_cell(const KnnGeometry& g, int k, int i, int j, const int32_t
   }
 }
 
-// index (B, h*w, k) int32 and normalised weights (B, h*w, k) for every output cell.
+template <typename acc_t>
+void store_weights(const KnnGeometry& g, int k, const int64_t* dist, acc_t* weights) {
+  double total = 0;
+  for (int s = 0; s < k; ++s) total += inverse_square_weight(g, dist[s]);
+  const double scale = 1.0 / total;
+  for (int s = 0; s < k; ++s) weights[s] = static_cast<acc_t>(inverse_square_weight(g, dist[s]) * scale);
+}
+
+// index (B, h*w, k) int32 and normalised weights (B, h*w, k) for every output cell: the
+// lattice map when the plan allows it, the tile ring search for every cell it cannot prove.
+// Threads take (batch, output row) pairs, whose D terms along the row are computed once.
 template <typename acc_t>
 void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int32_t* coords,
                 int32_t* index, acc_t* weights) {
   std::vector<int32_t> tile_start, tile_points;
   bucket_points(g, batch, N, coords, tile_start, tile_points);
-  const int64_t cells = static_cast<int64_t>(g.h) * g.w;
   const int64_t tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
+  const LatticePlan plan = make_lattice_plan(g, N, k);
+  std::vector<int32_t> map;
+  std::vector<char> distinct;
+  std::vector<int64_t> col_terms;
+  const int64_t col_span = 2 * plan.Rb + 1;
+  if (plan.usable) {
+    fill_lattice_map(g, plan, batch, N, coords, map, distinct);
+    col_terms.resize(g.w * col_span);
+    for (int j = 0; j < g.w; ++j) lattice_terms(j, g.W, g.w, g.sx, plan.Rb, col_terms.data() + j * col_span);
+  }
 #pragma omp parallel
   {
-    std::vector<int64_t> dist(k);
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t bc = 0; bc < batch * cells; ++bc) {
-      const int64_t b = bc / cells, cell = bc % cells;
-      int32_t* idx = index + bc * k;
-      search_cell(g, k, static_cast<int>(cell / g.w), static_cast<int>(cell % g.w), coords + b * N * 2,
-                  tile_start.data() + b * (tiles + 1), tile_points.data() + b * N, dist.data(), idx);
-      double total = 0;
-      for (int s = 0; s < k; ++s) total += inverse_square_weight(g, dist[s]);
-      for (int s = 0; s < k; ++s) weights[bc * k + s] = static_cast<acc_t>(inverse_square_weight(g, dist[s]) / total);
+    std::vector<int64_t> dist(std::max(k, 1));
+    std::vector<int64_t> row_terms(2 * plan.Ra + 1);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < batch * g.h; ++bi) {
+      const int64_t b = bi / g.h;
+      const int i = static_cast<int>(bi % g.h);
+      const bool use_map = plan.usable && distinct[b];
+      const int32_t* map_row = nullptr;
+      if (use_map) {
+        lattice_terms(i, g.H, g.h, g.sy, plan.Ra, row_terms.data());
+        map_row = map.data() + b * plan.plane + (nearest_lattice_index(i, g.H, g.h) + plan.Ra) * plan.stride + plan.Rb;
+      }
+      for (int j = 0; j < g.w; ++j) {
+        const int64_t bc = bi * g.w + j;
+        int32_t* idx = index + bc * k;
+        const bool done = use_map && lattice_search_cell(plan, k, map_row + nearest_lattice_index(j, g.W, g.w),
+                                                         row_terms.data(), col_terms.data() + j * col_span,
+                                                         dist.data(), idx);
+        if (!done)
+          search_cell(g, k, i, j, coords + b * N * 2, tile_start.data() + b * (tiles + 1), tile_points.data() + b * N,
+                      dist.data(), idx);
+        store_weights(g, k, dist.data(), weights + bc * k);
+      }
     }
   }
 }
+
+// Writes acc (n cells x C, channels-last) to out (C, cells-plane) at cells [0, n).
+template <typename scalar_t, typename acc_t>
+void store_transposed(const acc_t* acc, int64_t n, int64_t C, int64_t plane, scalar_t* out) {
+  for (int64_t c = 0; c < C; ++c) {
+    scalar_t* o = out + c * plane;
+    for (int64_t g = 0; g < n; ++g) o[g] = static_cast<scalar_t>(acc[g * C + c]);
+  }
+}
+
+#ifdef __AVX__
+// float: 8 x 8 register transposes instead of strided scalar loads (which dominated the gather).
+inline void store_transposed(const float* acc, int64_t n, int64_t C, int64_t plane, float* out) {
+  if (n % 8 != 0 || C % 8 != 0) return store_transposed<float, float>(acc, n, C, plane, out);
+  // Channel groups outer: each of the 8 planes being written then advances sequentially.
+  for (int64_t c = 0; c < C; c += 8) {
+    for (int64_t g = 0; g < n; g += 8) {
+      __m256 r[8], t[8];
+      for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(acc + (g + q) * C + c);
+      for (int q = 0; q < 8; q += 2) {
+        t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+        t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+      }
+      for (int q = 0; q < 8; q += 4) {
+        r[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+        r[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xEE);
+        r[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+        r[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+      }
+      // r[q] holds channel c + q of cells g..g+3 (low lane) and c + q + 4 (high lane); r[q + 4]
+      // the same for cells g+4..g+7.
+      for (int q = 0; q < 4; ++q) {
+        _mm256_storeu_ps(out + (c + q) * plane + g, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+        _mm256_storeu_ps(out + (c + q + 4) * plane + g, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+      }
+    }
+  }
+}
+#endif
 
 // out (B, C, cells) = sum_s weights[b, cell, s] * x[b, index[b, cell, s], :]
 template <typename scalar_t, typename acc_t>
 void knn_gather(int64_t batch, int64_t N, int64_t C, int64_t cells, int k, const scalar_t* x,
                 const int32_t* index, const acc_t* weights, scalar_t* out) {
-  constexpr int64_t kBlock = 32;  // cells per transposed write
+  constexpr int64_t kBlock = 128;  // cells per transposed write: 512-byte runs per channel plane
   const int64_t blocks = (cells + kBlock - 1) / kBlock;
 #pragma omp parallel
   {
@@ -104,21 +180,21 @@ void knn_gather(int64_t batch, int64_t N, int64_t C, int64_t cells, int k, const
 #pragma omp for schedule(static)
     for (int64_t bb = 0; bb < batch * blocks; ++bb) {
       const int64_t b = bb / blocks, g0 = (bb % blocks) * kBlock, g1 = std::min(g0 + kBlock, cells);
-      std::fill(acc.begin(), acc.end(), acc_t(0));
       for (int64_t g = g0; g < g1; ++g) {
         acc_t* a = acc.data() + (g - g0) * C;
         const int64_t base = (b * cells + g) * k;
-        for (int s = 0; s < k; ++s) {
+        const scalar_t* x0 = x + (b * N + index[base]) * C;
+        const acc_t w0 = weights[base];
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) a[c] = w0 * static_cast<acc_t>(x0[c]);
+        for (int s = 1; s < k; ++s) {
           const scalar_t* xp = x + (b * N + index[base + s]) * C;
           const acc_t wt = weights[base + s];
 #pragma omp simd
           for (int64_t c = 0; c < C; ++c) a[c] += wt * static_cast<acc_t>(xp[c]);
         }
       }
-      for (int64_t c = 0; c < C; ++c) {
-        scalar_t* o = out + (b * C + c) * cells;
-        for (int64_t g = g0; g < g1; ++g) o[g] = static_cast<scalar_t>(acc[(g - g0) * C + c]);
-      }
+      store_transposed(acc.data(), g1 - g0, C, cells, out + b * C * cells + g0);
     }
   }
 }

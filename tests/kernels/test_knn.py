@@ -190,6 +190,40 @@ def test_compiled_search_scales_on_a_realistic_case():
 
 
 @pytest.mark.parametrize(
+    "size,fraction,out_size,k,clustered",
+    [
+        ((64, 64), 1 / 4, (32, 32), 3, False),  # the lattice map proves nearly every cell
+        ((48, 64), 1 / 2, (20, 70), 8, False),  # non-square, anisotropic box, upsampled columns
+        ((40, 40), 1 / 16, (50, 30), 5, False),
+        ((40, 40), 1 / 4, (16, 16), 3, True),  # far cells fall back to the tile search
+    ],
+)
+def test_compiled_search_equals_brute_force_on_dense_lattices(size, fraction, out_size, k, clustered):
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    n = int(size[0] * size[1] * fraction)
+    if clustered:
+        coords = clustered_points(2, size, n)
+    else:
+        coords = random_points(2, size, n, generator=torch.Generator().manual_seed(5))  # unsorted: ties by index
+    expected, _ = reference.knn_search(coords, size, out_size, k)
+    index, _ = knn_search_op(coords.to(torch.int32), *size, *out_size, k, False)
+    assert torch.equal(index.long(), expected)
+
+
+@pytest.mark.parametrize("out_size", [(16, 16), (10, 13)])  # whole 8 x 8 transposes / a ragged tail
+@pytest.mark.parametrize("channels", [16, 12])
+def test_cpu_gather_blocks_match_reference(out_size, channels):
+    """float32 with C a multiple of 8 takes the register-transpose store of the CPU gather."""
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    x, coords = make_case((20, 20), out_size, 100, 2, channels=channels, dtype=torch.float32, seed=2)
+    ref = ik.knn_to_grid(x, coords, (20, 20), out_size, 3, backend="reference")
+    out = ik.knn_to_grid(x, coords, (20, 20), out_size, 3, backend="cpu")
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
     "kwargs,match",
     [
         (dict(k=0), "k must"),
