@@ -1,9 +1,12 @@
 // CPU kernels of the k-NN lerp between sparse points and dense grids (SPEC section 2).
 // Torch-free: raw pointers and sizes, instantiated for each dtype by the bindings.
 //
-// knn_search buckets each batch element's points into tiles (a counting sort) and runs the
-// exact ring search of knn_math.h per output cell. The gather/scatter kernels then only
-// read the (B, h*w, k) neighbour indices and normalised weights, which backward reuses.
+// knn_search scans a padded map of point indices around each output cell (knn_lattice.h)
+// when the points fill their lattice densely enough (map size <= 16 (N + h w) per batch
+// element), and otherwise, or where the map's box cannot prove the k-th neighbour, runs the
+// exact tile ring search of knn_math.h over points bucketed by tile (a counting sort). The
+// gather/scatter kernels then only read the (B, h*w, k) neighbour indices and normalised
+// weights, which backward reuses.
 #pragma once
 
 #include <algorithm>
