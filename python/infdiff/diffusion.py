@@ -61,7 +61,7 @@ class MollifiedDiffusion:
         xt = self.q_sample(x0, t, noise)
         target = self.mollify(noise)
         n = max(1, round(fraction * h * w))
-        coords = _compat.random_coords(b, (h, w), n, generator=generator, device=device)
+        coords = _compat.random_coords(b, (h, w), count=n, generator=generator, device=device)
         pred = model(_compat.gather_points(xt, coords), coords, (h, w), t)
         return (pred.float() - _compat.gather_points(target, coords)).pow(2).mean()
 

@@ -14,7 +14,7 @@ def test_cosine_schedule():
 def test_model_shapes_and_dtypes(tiny_cfg):
     torch.manual_seed(0)
     model = InfDiffNet(tiny_cfg.model, 1)
-    coords = _compat.random_coords(3, (16, 16), 40, generator=torch.Generator().manual_seed(0))
+    coords = _compat.random_coords(3, (16, 16), count=40, generator=torch.Generator().manual_seed(0))
     x = torch.randn(3, 40, 1)
     out = model(x, coords, (16, 16), torch.tensor([0, 5, 99]))
     assert out.shape == (3, 40, 1) and out.dtype == torch.float32
