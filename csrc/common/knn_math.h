@@ -152,4 +152,29 @@ INFDIFF_HD BilinearTap<acc_t> bilinear_tap(int coord, int in_size, int out_size)
   return t;
 }
 
+// The four cells of an (h, w) grid that bilinear sampling at lattice pixel (row, col) of an
+// (H, W) grid reads, as offsets into one (h, w) plane, with their weights.
+template <typename acc_t>
+struct BilinearStencil {
+  int64_t offset[4];
+  acc_t weight[4];
+};
+
+template <typename acc_t>
+INFDIFF_HD BilinearStencil<acc_t> bilinear_stencil(int row, int col, int H, int W, int h, int w) {
+  const BilinearTap<acc_t> ty = bilinear_tap<acc_t>(row, H, h);
+  const BilinearTap<acc_t> tx = bilinear_tap<acc_t>(col, W, w);
+  const int64_t lo = static_cast<int64_t>(ty.lo) * w, hi = static_cast<int64_t>(ty.hi) * w;
+  BilinearStencil<acc_t> st;
+  st.offset[0] = lo + tx.lo;
+  st.offset[1] = lo + tx.hi;
+  st.offset[2] = hi + tx.lo;
+  st.offset[3] = hi + tx.hi;
+  st.weight[0] = (1 - ty.frac) * (1 - tx.frac);
+  st.weight[1] = (1 - ty.frac) * tx.frac;
+  st.weight[2] = ty.frac * (1 - tx.frac);
+  st.weight[3] = ty.frac * tx.frac;
+  return st;
+}
+
 }  // namespace infdiff

@@ -232,16 +232,12 @@ void grid_to_points(int64_t batch, int64_t N, int64_t C, int H, int W, int h, in
 #pragma omp parallel for schedule(static)
   for (int64_t bn = 0; bn < batch * N; ++bn) {
     const int64_t b = bn / N;
-    const BilinearTap<acc_t> ty = bilinear_tap<acc_t>(coords[2 * bn], H, h);
-    const BilinearTap<acc_t> tx = bilinear_tap<acc_t>(coords[2 * bn + 1], W, w);
-    const int64_t o00 = ty.lo * static_cast<int64_t>(w) + tx.lo, o01 = ty.lo * static_cast<int64_t>(w) + tx.hi;
-    const int64_t o10 = ty.hi * static_cast<int64_t>(w) + tx.lo, o11 = ty.hi * static_cast<int64_t>(w) + tx.hi;
-    const acc_t w00 = (1 - ty.frac) * (1 - tx.frac), w01 = (1 - ty.frac) * tx.frac;
-    const acc_t w10 = ty.frac * (1 - tx.frac), w11 = ty.frac * tx.frac;
+    const BilinearStencil<acc_t> st = bilinear_stencil<acc_t>(coords[2 * bn], coords[2 * bn + 1], H, W, h, w);
     for (int64_t c = 0; c < C; ++c) {
       const scalar_t* p = y + (b * C + c) * plane;
-      out[bn * C + c] = static_cast<scalar_t>(w00 * static_cast<acc_t>(p[o00]) + w01 * static_cast<acc_t>(p[o01]) +
-                                              w10 * static_cast<acc_t>(p[o10]) + w11 * static_cast<acc_t>(p[o11]));
+      acc_t v = 0;
+      for (int t = 0; t < 4; ++t) v += st.weight[t] * static_cast<acc_t>(p[st.offset[t]]);
+      out[bn * C + c] = static_cast<scalar_t>(v);
     }
   }
 }
@@ -258,19 +254,11 @@ void grid_to_points_backward(int64_t batch, int64_t N, int64_t C, int H, int W, 
     const int64_t b = bq / chunks, c0 = (bq % chunks) * kChannels, c1 = std::min(c0 + kChannels, C);
     for (int64_t n = 0; n < N; ++n) {
       const int64_t bn = b * N + n;
-      const BilinearTap<acc_t> ty = bilinear_tap<acc_t>(coords[2 * bn], H, h);
-      const BilinearTap<acc_t> tx = bilinear_tap<acc_t>(coords[2 * bn + 1], W, w);
-      const int64_t o00 = ty.lo * static_cast<int64_t>(w) + tx.lo, o01 = ty.lo * static_cast<int64_t>(w) + tx.hi;
-      const int64_t o10 = ty.hi * static_cast<int64_t>(w) + tx.lo, o11 = ty.hi * static_cast<int64_t>(w) + tx.hi;
-      const acc_t w00 = (1 - ty.frac) * (1 - tx.frac), w01 = (1 - ty.frac) * tx.frac;
-      const acc_t w10 = ty.frac * (1 - tx.frac), w11 = ty.frac * tx.frac;
+      const BilinearStencil<acc_t> st = bilinear_stencil<acc_t>(coords[2 * bn], coords[2 * bn + 1], H, W, h, w);
       for (int64_t c = c0; c < c1; ++c) {
         const acc_t go = static_cast<acc_t>(grad_out[bn * C + c]);
         acc_t* p = grad_y + (b * C + c) * plane;
-        p[o00] += w00 * go;
-        p[o01] += w01 * go;
-        p[o10] += w10 * go;
-        p[o11] += w11 * go;
+        for (int t = 0; t < 4; ++t) p[st.offset[t]] += st.weight[t] * go;
       }
     }
   }

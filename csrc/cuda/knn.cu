@@ -113,21 +113,16 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= total) return;
   const int64_t bn = e / C, c = e - bn * C, b = bn / N;
-  const BilinearTap<acc_t> ty = bilinear_tap<acc_t>(coords[2 * bn], H, h);
-  const BilinearTap<acc_t> tx = bilinear_tap<acc_t>(coords[2 * bn + 1], W, w);
+  const BilinearStencil<acc_t> st = bilinear_stencil<acc_t>(coords[2 * bn], coords[2 * bn + 1], H, W, h, w);
   const int64_t plane = (b * C + c) * h * w;
-  const int64_t o[4] = {plane + ty.lo * w + tx.lo, plane + ty.lo * w + tx.hi, plane + ty.hi * w + tx.lo,
-                        plane + ty.hi * w + tx.hi};
-  const acc_t wt[4] = {(1 - ty.frac) * (1 - tx.frac), (1 - ty.frac) * tx.frac, ty.frac * (1 - tx.frac),
-                       ty.frac * tx.frac};
   if constexpr (kAdjoint) {
     const acc_t go = to_acc<acc_t>(in[e]);
 #pragma unroll
-    for (int t = 0; t < 4; ++t) atomicAdd(out + o[t], wt[t] * go);
+    for (int t = 0; t < 4; ++t) atomicAdd(out + plane + st.offset[t], st.weight[t] * go);
   } else {
     acc_t v = 0;
 #pragma unroll
-    for (int t = 0; t < 4; ++t) v += wt[t] * to_acc<acc_t>(in[o[t]]);
+    for (int t = 0; t < 4; ++t) v += st.weight[t] * to_acc<acc_t>(in[plane + st.offset[t]]);
     out[e] = from_acc<scalar_t>(v);
   }
 }
