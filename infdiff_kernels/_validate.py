@@ -99,7 +99,7 @@ def coords_in_range(coords, size):
     return size
 
 
-def kernel(weight, bias, channels, dtype):
+def kernel(weight, bias, channels):
     """weight (C, K, K) with K odd, bias (C,) or None, for features with `channels` channels."""
     tensor("weight", weight, 3)
     dtype_in("weight", weight, FLOAT_DTYPES)

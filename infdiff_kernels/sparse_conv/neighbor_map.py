@@ -66,7 +66,7 @@ def _scatter_lookup(coords, size, check):
         lost = lookup.gather(1, linear) != index
         if bool(lost.any()):
             raise _duplicate_error(coords, *(int(i) for i in lost.nonzero()[0]))
-    return lookup.view(b, h, w), linear
+    return lookup.view(b, h, w)
 
 
 def _window_counts(lookup, coords, radius):
@@ -102,6 +102,6 @@ def build_neighbor_map(coords, size, kernel_size, *, check=True) -> NeighborMap:
         else:
             _validate.coords_in_range(coords, size)
             coords32 = coords.to(torch.int32).contiguous()
-            lookup, _ = _scatter_lookup(coords32, size, check)
+            lookup = _scatter_lookup(coords32, size, check)
             counts = _window_counts(lookup, coords32, kernel_size // 2).to(torch.int32).contiguous()
     return NeighborMap(coords32, lookup, counts, size, kernel_size)

@@ -98,7 +98,7 @@ def sparse_depthwise_conv(
     among all layers on the same points; built here when None. check=False skips the
     duplicate-point check. weight and bias are cast to x's dtype (as under autocast)."""
     size = _validate.points(x, coords, size)
-    k = _validate.kernel(weight, bias, x.shape[-1], x.dtype)
+    k = _validate.kernel(weight, bias, x.shape[-1])
     _validate.choice("normalize", normalize, _validate.NORMALIZE_MODES)
     _validate.same_device(x=x, weight=weight, bias=bias)
     backend = _dispatch.resolve_backend(backend, x.device)
