@@ -46,9 +46,13 @@ class DataConfig:
 class DiffusionConfig:
     steps: int = 1000
     schedule: str = "cosine"
-    mollifier_sigma: float = 0.02  # Gaussian blur std in domain units ([0, 1]^2)
+    # Gaussian blur std in domain units ([0, 1]^2); "auto" = one training pixel, 1 / data.resolution
+    # (the paper's choice); 0 = no mollifier; otherwise at least half a training pixel
+    mollifier_sigma: typing.Union[float, str] = "auto"
     boundary: str = "reflect"
-    wiener_nsr: float = 0.05
+    # Wiener decoding G / (G^2 + nsr): a power ratio. The official ∞-Diff code divides by
+    # G^2 + inv_snr^2 with inv_snr = 0.05 (an amplitude ratio), i.e. nsr = 0.0025.
+    wiener_nsr: float = 0.0025
     sample_steps: int = 100  # DDIM steps by default
     sampler: str = "ddim"
 
@@ -100,6 +104,11 @@ class Config:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def mollifier_sigma(self) -> float:
+        """diffusion.mollifier_sigma in domain units, "auto" resolved to one training pixel."""
+        sigma = self.diffusion.mollifier_sigma
+        return 1.0 / self.data.resolution if sigma == "auto" else float(sigma)
+
 
 def _fail(path, message):
     raise ConfigError(f"config field `{path}`: {message}")
@@ -108,6 +117,15 @@ def _fail(path, message):
 def _coerce(path, value, kind):
     """value converted to the annotated type `kind`, or ConfigError naming `path`."""
     origin = typing.get_origin(kind)
+    if origin is typing.Union:  # a number or a keyword (mollifier_sigma: float | "auto")
+        if isinstance(value, str) and value == "auto":
+            return value
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                _fail(path, f'expected a number or "auto", got {value!r}')
+        return _coerce(path, value, float)
     if origin in (list, typing.List):
         (item,) = typing.get_args(kind)
         if not isinstance(value, (list, tuple)):
@@ -176,7 +194,6 @@ def _check(cfg: Config):
         ("data.grf_size", d.grf_size >= 1, f"must be >= 1, got {d.grf_size}"),
         ("diffusion.steps", f.steps >= 2, f"must be >= 2, got {f.steps}"),
         ("diffusion.schedule", f.schedule == "cosine", f"only 'cosine' is implemented, got {f.schedule!r}"),
-        ("diffusion.mollifier_sigma", f.mollifier_sigma >= 0, f"must be >= 0, got {f.mollifier_sigma}"),
         ("diffusion.boundary", f.boundary in BOUNDARIES, f"must be one of {BOUNDARIES}, got {f.boundary!r}"),
         ("diffusion.wiener_nsr", f.wiener_nsr > 0, f"must be > 0, got {f.wiener_nsr}"),
         ("diffusion.sample_steps", 1 <= f.sample_steps <= f.steps, f"must be in [1, diffusion.steps], got {f.sample_steps}"),
@@ -217,6 +234,13 @@ def _check(cfg: Config):
             _fail(path, message)
     if d.resolution < m.kernel_size:
         _fail("data.resolution", f"must be >= model.kernel_size ({m.kernel_size}), got {d.resolution}")
+    sigma = cfg.mollifier_sigma()
+    if sigma < 0 or 0 < sigma * d.resolution < 0.5:
+        _fail("diffusion.mollifier_sigma",
+              f"{f.mollifier_sigma} is {sigma * d.resolution:.2f} training pixels (data.resolution {d.resolution}); "
+              "a mollifier narrower than half a pixel does not smooth the grid it is trained on, so the model "
+              "would not see a resolution-independent function (use >= 0.5 / data.resolution, \"auto\" = 1 pixel, "
+              "or 0 for no mollifier)")
     points = max(1, round(t.coord_fraction * d.resolution**2))
     if points < m.knn:
         _fail("train.coord_fraction", f"gives {points} points per example, fewer than model.knn = {m.knn}")

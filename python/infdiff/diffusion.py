@@ -21,18 +21,35 @@ def cosine_alpha_bar(steps, s=0.008, max_beta=0.999):
 
 
 class MollifiedDiffusion:
-    """The diffusion process of a DiffusionConfig. Times are integers t in [0, steps)
-    (t = 0 is the least noisy state, as in DDPM code)."""
+    """The diffusion process of a Config (its diffusion section and the training resolution).
+    Times are integers t in [0, steps) (t = 0 is the least noisy state, as in DDPM code).
+
+    Noise is one function-space measure at every resolution (docs/noise.md): white noise on
+    [0, 1]^2 sampled as cell averages on an H x W grid has per-pixel std sqrt(H W) / R_train
+    in units where it is 1 at the training resolution R_train, so T xi is a finer sampling of
+    the same smooth random function whatever grid it is drawn on."""
 
     def __init__(self, cfg):
-        self.steps = cfg.steps
-        self.sigma = cfg.mollifier_sigma
-        self.boundary = cfg.boundary
-        self.nsr = cfg.wiener_nsr
-        self.alpha_bar = cosine_alpha_bar(cfg.steps)
+        d = cfg.diffusion
+        self.steps = d.steps
+        self.sigma = cfg.mollifier_sigma()
+        self.train_resolution = cfg.data.resolution
+        self.boundary = d.boundary
+        self.nsr = d.wiener_nsr
+        self.alpha_bar = cosine_alpha_bar(d.steps)
         prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
         self.alpha_bar_prev = prev
         self.betas = 1 - self.alpha_bar / prev
+
+    def noise_std(self, size):
+        """Per-pixel std of the cell-averaged white noise on a grid of `size` (H, W)."""
+        h, w = size
+        return math.sqrt(h * w) / self.train_resolution
+
+    def white_noise(self, shape, generator=None, device="cpu", dtype=torch.float32):
+        """Cell averages xi of white noise on a grid of `shape` (..., H, W)."""
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return z.mul_(self.noise_std(shape[-2:]))
 
     # ------------------------------------------------------------ forward process
     def mollify(self, u):
@@ -49,15 +66,17 @@ class MollifiedDiffusion:
 
     def noise_like(self, shape, generator=None, device="cpu"):
         """Mollified white noise T xi on a grid of `shape` (B, C, H, W)."""
-        return _compat.mollified_noise(shape, self.sigma, boundary=self.boundary, generator=generator, device=device)
+        z = _compat.mollified_noise(shape, self.sigma, boundary=self.boundary, generator=generator, device=device)
+        return z.mul_(self.noise_std(shape[-2:]))
 
     def training_loss(self, model, x0, fraction, generator=None):
         """Mean over examples of ||f(x_t, t) - T xi||^2 averaged over a random subset of
-        round(fraction * H * W) pixels drawn independently per example."""
+        round(fraction * H * W) pixels drawn independently per example. x0 (B, C, H, W) may be
+        at any resolution: the noise is the same measure's discretisation there."""
         b, _, h, w = x0.shape
         device = x0.device
         t = torch.randint(0, self.steps, (b,), generator=generator, device=device)
-        noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+        noise = self.white_noise(x0.shape, generator, device, x0.dtype)
         xt = self.q_sample(x0, t, noise)
         target = self.mollify(noise)
         n = max(1, round(fraction * h * w))

@@ -114,7 +114,7 @@ def guided_sample(model, diffusion, observed, mask, resolution, steps=100, guida
     x_init = None
     if start < 1:
         up = F.interpolate(observed, size=(resolution, resolution), mode="bicubic", align_corners=False).clamp(-1, 1)
-        noise = torch.randn(shape, generator=generator, device=device)
+        noise = diffusion.white_noise(shape, generator, device)
         x_init = diffusion.q_sample(up, torch.full((b,), start_t, dtype=torch.long, device=device), noise)
     abar = diffusion.alpha_bar
 
@@ -133,7 +133,7 @@ def guided_sample(model, diffusion, observed, mask, resolution, steps=100, guida
         if t_prev < 0:
             return mask * target + (1 - mask) * x
         tt = torch.full((b,), t_prev, dtype=torch.long, device=device)
-        noised = diffusion.q_sample(observed, tt, torch.randn(shape, generator=generator, device=device))
+        noised = diffusion.q_sample(observed, tt, diffusion.white_noise(shape, generator, device))
         return mask * noised + (1 - mask) * x
 
     scale = resolution / (train_resolution or resolution)

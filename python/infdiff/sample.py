@@ -19,7 +19,7 @@ def load_for_sampling(ckpt_path, device="cpu"):
     cfg = from_dict(state["config"])
     model = build_model(cfg).to(device)
     model.load_state_dict(state["ema"])
-    return cfg, model.eval(), MollifiedDiffusion(cfg.diffusion)
+    return cfg, model.eval(), MollifiedDiffusion(cfg)
 
 
 @torch.no_grad()

@@ -76,7 +76,7 @@ class Trainer:
         self.gen = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.rank)
         self.model = build_model(cfg).to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.diffusion = MollifiedDiffusion(cfg.diffusion)
+        self.diffusion = MollifiedDiffusion(cfg)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         use_fp16 = t.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)

@@ -34,7 +34,7 @@ def test_mask_png_white_is_filled(tmp_path):
 
 def _tiny(tiny_cfg):
     torch.manual_seed(0)
-    return InfDiffNet(tiny_cfg.model, 1).eval(), MollifiedDiffusion(tiny_cfg.diffusion)
+    return InfDiffNet(tiny_cfg.model, 1).eval(), MollifiedDiffusion(tiny_cfg)
 
 
 def test_inpaint_keeps_observed_pixels_and_guidance_pulls_estimate(tiny_cfg):

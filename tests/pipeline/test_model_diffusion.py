@@ -32,7 +32,7 @@ def test_model_at_twice_the_resolution(tiny_cfg):
 
 
 def test_q_sample_is_mollified_mix(tiny_cfg):
-    diff = MollifiedDiffusion(tiny_cfg.diffusion)
+    diff = MollifiedDiffusion(tiny_cfg)
     x0, noise = torch.rand(2, 1, 16, 16), torch.randn(2, 1, 16, 16)
     t = torch.tensor([0, 50])
     xt = diff.q_sample(x0, t, noise)
@@ -44,7 +44,7 @@ def test_q_sample_is_mollified_mix(tiny_cfg):
 def test_loss_falls_on_a_tiny_batch(tiny_cfg):
     torch.manual_seed(0)
     model = InfDiffNet(tiny_cfg.model, 1)
-    diff = MollifiedDiffusion(tiny_cfg.diffusion)
+    diff = MollifiedDiffusion(tiny_cfg)
     x0 = torch.linspace(-1, 1, 16).view(1, 1, 1, 16).expand(4, 1, 16, 16).contiguous()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
@@ -60,7 +60,7 @@ def test_loss_falls_on_a_tiny_batch(tiny_cfg):
 def test_sampling_deterministic_by_seed_and_any_resolution(tiny_cfg):
     torch.manual_seed(0)
     model = InfDiffNet(tiny_cfg.model, 1).eval()
-    diff = MollifiedDiffusion(tiny_cfg.diffusion)
+    diff = MollifiedDiffusion(tiny_cfg)
 
     def run(seed, res, sampler):
         g = torch.Generator().manual_seed(seed)
