@@ -96,15 +96,30 @@ def cmd_quality(args):
     quality_main(argv)
 
 
-def cmd_sample(args):
-    from .sample import load_for_sampling, sample_images, save_grid
+def _positive(name, value):
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
 
+
+def cmd_sample(args):
+    from .sample import load_for_sampling, sample_images, save_grid, save_npz
+
+    _positive("--n", args.n)
+    _positive("--steps", args.steps)
+    for res in args.resolution:
+        _positive("--resolution", res)
     cfg, model, diff = load_for_sampling(args.ckpt)
     os.makedirs(args.out, exist_ok=True)
+    arrays = {}
     for res in args.resolution:
         g = torch.Generator().manual_seed(args.seed)
         x = sample_images(model, diff, cfg, args.n, res, steps=args.steps, sampler=args.sampler, generator=g)
-        print(save_grid(x, os.path.join(args.out, f"samples_{res}px.png")))
+        if args.format == "png":
+            print(save_grid(x, os.path.join(args.out, f"samples_{res}px.png")))
+        else:
+            arrays[res] = x
+    if arrays:
+        print(save_npz(arrays, os.path.join(args.out, "samples.npz")))
 
 
 def _loss_plot(metrics_csv, path):
@@ -181,6 +196,9 @@ def build_parser():
     s.add_argument("--n", type=int, default=16)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples")
+    s.add_argument("--format", choices=["png", "npz"], default="png",
+                   help="png: one grid per resolution; npz: the raw float32 arrays in [-1, 1], "
+                        "one array 'samples_<R>px' (n, C, R, R) per resolution, for external FID tools")
     s.set_defaults(func=cmd_sample)
     d = sub.add_parser("demo", help="train the MNIST preset on this CPU, then sample at 28/56/112 px")
     d.add_argument("--config", default=None, help="default: configs/mnist.yaml")

@@ -36,6 +36,18 @@ def sample_images(model, diffusion, cfg, n, resolution, steps=None, sampler=None
     return torch.cat(out)
 
 
+def save_npz(arrays, path):
+    """{resolution: samples (n, C, R, R)} as one .npz of float32 arrays `samples_<R>px`,
+    written atomically (a reader never sees half a file)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **{f"samples_{r}px": x.float().cpu().numpy() for r, x in arrays.items()})
+    os.replace(tmp, path)
+    return path
+
+
 def save_grid(x, path, nrow=None):
     """Images (n, C, R, R) in [-1, 1] as one PNG grid with 1-pixel gaps."""
     from PIL import Image

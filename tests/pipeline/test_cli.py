@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from infdiff.cli import main
@@ -17,6 +18,16 @@ def test_train_sample_demo_end_to_end(tmp_path, capsys):
     out = str(tmp_path / "samples")
     assert main(["sample", "--ckpt", ckpt, "--resolution", "16", "32", "--steps", "2", "--n", "2", "--out", out]) == 0
     assert sorted(os.listdir(out)) == ["samples_16px.png", "samples_32px.png"]
+    npz_dir = str(tmp_path / "npz")
+    assert main(["sample", "--ckpt", ckpt, "--resolution", "16", "32", "--steps", "2", "--n", "3", "--out", npz_dir,
+                 "--format", "npz"]) == 0
+    with np.load(os.path.join(npz_dir, "samples.npz")) as arrays:
+        assert sorted(arrays.files) == ["samples_16px", "samples_32px"]
+        assert arrays["samples_32px"].shape == (3, 1, 32, 32) and arrays["samples_32px"].dtype == np.float32
+        assert np.isfinite(arrays["samples_16px"]).all() and np.abs(arrays["samples_16px"]).max() <= 1
+    for flag in ("--n", "--steps", "--resolution"):
+        assert main(["sample", "--ckpt", ckpt, flag, "0", "--out", npz_dir]) == 2
+        assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err
     demo = str(tmp_path / "demo")
     argv = ["demo", "--config", TINY, "--out", demo, "--resolution", "16", "32", "--n", "2", "--steps", "2"]
     assert main(argv + ["--set", "train.steps=3"]) == 0
