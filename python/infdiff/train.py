@@ -7,7 +7,9 @@ other randomness comes from one generator per rank whose state is checkpointed, 
 with torch's global RNG (dropout). So stopping at step s and resuming equals not stopping."""
 import copy
 import csv
+import math
 import os
+import sys
 import time
 
 import torch
@@ -52,6 +54,42 @@ def _batches(dataset, batch_size, seed, rank, world, start_step, num_workers=0):
         epoch, offset = epoch + 1, 0
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients became NaN or Inf: training stops before the weights take them."""
+
+
+# Fields that steer a run without changing what it learns: a resume may change them freely.
+RESUME_MAY_CHANGE = frozenset({
+    "train.steps", "train.max_minutes", "train.out_dir", "train.ckpt_every", "train.sample_every",
+    "train.sample_n", "train.log_every", "train.device", "data.num_workers",
+})
+# What defines the network and the problem it learns: a checkpoint of another value is refused.
+RESUME_MUST_MATCH = ("model.", "diffusion.", "data.name", "data.resolution", "data.channels")
+
+
+def _flatten(values, prefix=""):
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(saved, current):
+    """[(dotted field, checkpoint value, this config's value)] of every field that differs
+    between two config dicts (a field missing on one side shows as '<missing>')."""
+    a, b = _flatten(saved), _flatten(current)
+    missing = "<missing>"
+    return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b)) if a.get(k, missing) != b.get(k, missing)]
+
+
+def _non_finite(tensors):
+    """Names of the tensors in a {name: tensor} mapping holding NaN or Inf."""
+    return [name for name, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def build_model(cfg: Config):
     return InfDiffNet(cfg.model, cfg.data.channels)
 
@@ -84,14 +122,20 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         self.ckpt_path = os.path.join(t.out_dir, "checkpoint.pt")
         self.metrics_path = os.path.join(t.out_dir, "metrics.csv")
+        self.last_saved = None  # (step, path) of the last checkpoint written or resumed from
+        self._step_rng = None  # RNG states at the start of the step in progress (None: between steps)
+        self._updating = False  # True while the optimizer/EMA update of a step is half applied
         if resume:
-            self._restore(load_checkpoint(resume, map_location=self.device))
+            self._restore(load_checkpoint(resume, map_location=self.device), resume)
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
 
     # ------------------------------------------------------------ state
     def state(self):
+        """The state at the last completed step. During a step (a Ctrl-C in its forward or
+        backward) the RNG states are the ones the step started from, so a resume redraws it."""
+        gen_state, torch_rng = self._step_rng or (self.gen.get_state(), torch.get_rng_state())
         return {
             "config": self.cfg.to_dict(),
             "model": self.model.state_dict(),
@@ -100,42 +144,106 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "elapsed": self.elapsed,
-            "gen": self.gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "gen": gen_state,
+            "torch_rng": torch_rng,
             "world": self.world,
         }
 
-    def _restore(self, state):
-        if state["config"]["model"] != self.cfg.to_dict()["model"]:
-            raise ValueError("--resume: the checkpoint's model config differs from this config's model section")
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.opt.load_state_dict(state["opt"])
-        self.scaler.load_state_dict(state["scaler"])
+    def _restore(self, state, path="<checkpoint>"):
+        saved, current = state["config"], self.cfg.to_dict()
+        diffs = config_differences(saved, current)
+        fatal = [d for d in diffs if d[0].startswith(RESUME_MUST_MATCH)]
+        if fatal:
+            lines = "\n".join(f"  {k}: checkpoint {a!r}, this config {b!r}" for k, a, b in fatal)
+            raise ValueError(
+                f"--resume: {path} is a checkpoint of another model or problem; these fields differ:\n{lines}\n"
+                "resume with the checkpoint's config (its values above), or start a new run without --resume"
+            )
+        changed = [d for d in diffs if d[0] not in RESUME_MAY_CHANGE]
+        if changed and not self.quiet:
+            lines = "\n".join(f"  {k}: checkpoint {a!r} -> {b!r}" for k, a, b in changed)
+            print(f"--resume: continuing {path} with changed training fields (this config's values are used; "
+                  f"the run will differ from an uninterrupted one):\n{lines}", file=sys.stderr)
+        for key in ("opt", "scaler", "gen", "torch_rng"):
+            if key not in state:
+                raise ValueError(f"--resume: {path} has no {key!r} state (a sampling-only checkpoint?): it cannot be "
+                                 "resumed; start a new run without --resume")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.opt.load_state_dict(state["opt"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"--resume: {path} does not fit this model: {err}") from None
+        for group in self.opt.param_groups:  # the config's values win over the checkpoint's
+            group["lr"], group["weight_decay"] = self.cfg.train.lr, self.cfg.train.weight_decay
+        bad = _non_finite({**{f"model.{k}": v for k, v in state["model"].items()},
+                           **{f"ema.{k}": v for k, v in state["ema"].items()}})
+        if bad:
+            raise ValueError(f"--resume: {path} holds NaN/Inf weights ({', '.join(bad[:3])}"
+                             f"{', ...' if len(bad) > 3 else ''}): resume from an earlier checkpoint")
         self.step, self.elapsed = state["step"], state.get("elapsed", 0.0)
         if state.get("world", 1) == self.world:  # per-rank streams only carry over to the same world size
             self.gen.set_state(state["gen"].to(self.gen.get_state().device))
             torch.set_rng_state(state["torch_rng"])
+        self.last_saved = (self.step, path)
 
     def save(self):
-        if self.is_main:
-            save_checkpoint(self.state(), self.ckpt_path)
+        """Write the checkpoint (main rank), unless the weights hold NaN/Inf: then the last
+        good checkpoint is kept and TrainingDiverged is raised."""
+        if not self.is_main:
+            return
+        if self._updating:
+            raise RuntimeError(f"save: step {self.step + 1}'s update is half applied; not writing an inconsistent state")
+        bad = _non_finite({**{f"model.{k}": v for k, v in self.model.state_dict().items()},
+                           **{f"ema.{k}": v for k, v in self.ema.state_dict().items()}})
+        if bad:
+            raise TrainingDiverged(f"not saving step {self.step}: NaN/Inf in {', '.join(bad[:3])}"
+                                   f"{', ...' if len(bad) > 3 else ''}; {self._kept()}")
+        save_checkpoint(self.state(), self.ckpt_path)
+        self.last_saved = (self.step, self.ckpt_path)
+
+    def _kept(self):
+        if self.last_saved is None:
+            return "no checkpoint was written in this run"
+        step, path = self.last_saved
+        return f"the last good checkpoint (step {step}) is kept at {path}"
 
     # ------------------------------------------------------------ loop
     def train_step(self, x0):
+        """One optimizer step. A NaN/Inf loss (or, without fp16 loss scaling, NaN/Inf
+        gradients) raises TrainingDiverged before the weights are touched."""
         t = self.cfg.train
         self.net.train()
+        self._step_rng = (self.gen.get_state(), torch.get_rng_state())
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             loss = self.diffusion.training_loss(self.net, x0, t.coord_fraction, generator=self.gen)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if t.grad_clip > 0:
             self.scaler.unscale_(self.opt)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        elif not self.scaler.is_enabled():
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        else:
+            norm = None  # fp16 GradScaler: it skips steps with Inf gradients itself
+        checks = loss.detach().float().reshape(1)
+        if norm is not None and not self.scaler.is_enabled():
+            checks = torch.cat([checks, norm.detach().float().reshape(1).to(checks.device)])
+        if not bool(torch.isfinite(checks).all()):  # one host sync per step
+            what = "loss" if not math.isfinite(checks[0].item()) else "gradient norm"
+            value = checks[0 if what == "loss" else 1].item()
+            raise TrainingDiverged(
+                f"train: the {what} became {value} at step {self.step + 1}; training stopped before the weights took it "
+                f"and {self._kept()}. Lower train.lr, set train.grad_clip > 0 or check the data"
+            )
+        self._updating = True
         self.scaler.step(self.opt)
         self.scaler.update()
         ema_update(self.ema, self.model, t.ema_decay)
         self.step += 1
+        self._updating, self._step_rng = False, None
         return loss.detach()
 
     def _log_metrics(self, row):
@@ -158,6 +266,7 @@ class Trainer:
         """Train until train.steps (or `stop_at`) or train.max_minutes; returns the losses logged."""
         t = self.cfg.train
         os.makedirs(t.out_dir, exist_ok=True)
+        self._trim_metrics()
         total = t.steps if stop_at is None else min(stop_at, t.steps)
         dataset = build_dataset(self.cfg.data)
         batches = _batches(dataset, t.batch_size, t.seed, self.rank, self.world, self.step, self.cfg.data.num_workers)
@@ -194,14 +303,35 @@ class Trainer:
                 if t.sample_every and self.step % t.sample_every == 0 and self.is_main:
                     self._sample_grid()
         except KeyboardInterrupt:
-            self.save()
+            if self._updating:  # Ctrl-C inside the optimizer/EMA update: the state is neither step s nor s + 1
+                note = f"interrupted during step {self.step + 1}'s weight update: not saving; {self._kept()}"
+            else:
+                try:
+                    self.save()
+                    note = f"interrupted: checkpoint at step {self.step} written to {self.ckpt_path}"
+                except TrainingDiverged as err:
+                    note = f"interrupted: {err}"
             if not self.quiet:
-                bar.write(f"interrupted: checkpoint at step {self.step} written to {self.ckpt_path}")
+                bar.write(note)
             raise
         finally:
             bar.close()
         self.save()
         return losses
+
+    def _trim_metrics(self):
+        """On resume, drop metric rows past the resumed step (logged by a run that was then
+        killed before its next checkpoint): they are logged again as the steps are redone."""
+        if not (self.is_main and self.step and os.path.exists(self.metrics_path)):
+            return
+        with open(self.metrics_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        keep = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= self.step]
+        if len(keep) != len(rows):
+            tmp = self.metrics_path + ".tmp"
+            with open(tmp, "w", newline="") as fh:
+                csv.writer(fh).writerows(keep)
+            os.replace(tmp, self.metrics_path)
 
 
 def train(cfg, resume=None, quiet=False):
@@ -218,4 +348,5 @@ def config_from_checkpoint(state):
     return from_dict(state["config"])
 
 
-__all__ = ["Trainer", "build_model", "config_from_checkpoint", "ema_update", "train"]
+__all__ = ["Trainer", "TrainingDiverged", "build_model", "config_differences", "config_from_checkpoint", "ema_update",
+           "train"]
