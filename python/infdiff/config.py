@@ -20,6 +20,7 @@ DATASETS = ("mnist", "cahn_hilliard", "fashion_mnist", "image_folder", "grf", "g
 BOUNDARIES = ("reflect", "periodic")
 NORMALIZE_MODES = ("partial", "mean", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
+NOISE_MODES = ("function", "pixel")
 
 
 @dataclass
@@ -50,6 +51,10 @@ class DiffusionConfig:
     # (the paper's choice); 0 = no mollifier; otherwise at least half a training pixel
     mollifier_sigma: typing.Union[float, str] = "auto"
     boundary: str = "reflect"
+    # "function": one white-noise measure on [0, 1]^2, per-pixel std sqrt(H W) / data.resolution
+    # (docs/noise.md); "pixel": unit per-pixel std at every resolution (infdiff before issue 9,
+    # kept only to reproduce the before/after comparison: T xi then shrinks as R grows)
+    noise: str = "function"
     # Wiener decoding G / (G^2 + nsr): a power ratio. The official ∞-Diff code divides by
     # G^2 + inv_snr^2 with inv_snr = 0.05 (an amplitude ratio), i.e. nsr = 0.0025.
     wiener_nsr: float = 0.0025
@@ -195,6 +200,7 @@ def _check(cfg: Config):
         ("diffusion.steps", f.steps >= 2, f"must be >= 2, got {f.steps}"),
         ("diffusion.schedule", f.schedule == "cosine", f"only 'cosine' is implemented, got {f.schedule!r}"),
         ("diffusion.boundary", f.boundary in BOUNDARIES, f"must be one of {BOUNDARIES}, got {f.boundary!r}"),
+        ("diffusion.noise", f.noise in NOISE_MODES, f"must be one of {NOISE_MODES}, got {f.noise!r}"),
         ("diffusion.wiener_nsr", f.wiener_nsr > 0, f"must be > 0, got {f.wiener_nsr}"),
         ("diffusion.sample_steps", 1 <= f.sample_steps <= f.steps, f"must be in [1, diffusion.steps], got {f.sample_steps}"),
         ("diffusion.sampler", f.sampler in ("ddim", "ddpm"), f"must be ddim or ddpm, got {f.sampler!r}"),

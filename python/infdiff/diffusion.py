@@ -34,6 +34,7 @@ class MollifiedDiffusion:
         self.steps = d.steps
         self.sigma = cfg.mollifier_sigma()
         self.train_resolution = cfg.data.resolution
+        self.noise_mode = d.noise
         self.boundary = d.boundary
         self.nsr = d.wiener_nsr
         self.alpha_bar = cosine_alpha_bar(d.steps)
@@ -43,6 +44,8 @@ class MollifiedDiffusion:
 
     def noise_std(self, size):
         """Per-pixel std of the cell-averaged white noise on a grid of `size` (H, W)."""
+        if self.noise_mode == "pixel":
+            return 1.0
         h, w = size
         return math.sqrt(h * w) / self.train_resolution
 

@@ -14,9 +14,9 @@ from infdiff.diffusion import MollifiedDiffusion
 R_TRAIN = 16
 
 
-def _diffusion(sigma="auto", boundary="reflect"):
+def _diffusion(sigma="auto", boundary="reflect", noise="function"):
     cfg = from_dict({"data": {"name": "grf", "resolution": R_TRAIN},
-                     "diffusion": {"mollifier_sigma": sigma, "boundary": boundary, "steps": 100},
+                     "diffusion": {"mollifier_sigma": sigma, "boundary": boundary, "steps": 100, "noise": noise},
                      "model": {"kernel_size": 5}})
     return MollifiedDiffusion(cfg)
 
@@ -44,15 +44,14 @@ def test_mollified_noise_variance_is_resolution_independent(sigma_px):
     assert abs(ref / continuum - 1) < 0.05, (ref, continuum)
 
 
-def test_unit_pixel_noise_would_shrink_with_resolution():
-    """The failure this design removes: without the sqrt(HW) / R_train std, var T xi falls
-    4x per doubling of R (the old behaviour the issue measured)."""
-    diff = _diffusion()
+def test_pixel_noise_shrinks_with_resolution():
+    """The failure the function-space noise removes, kept as diffusion.noise = "pixel" for
+    the before/after comparison: unit pixel noise makes var T xi fall 4x per doubling of R."""
     g = torch.Generator().manual_seed(1)
-    scaled = [diff.noise_like((64, 1, r, r), g).var().item() for r in (16, 32)]
-    unit = [v / diff.noise_std((r, r)) ** 2 for v, r in zip(scaled, (16, 32))]
-    assert unit[1] / unit[0] == pytest.approx(0.25, rel=0.1)
-    assert scaled[1] / scaled[0] == pytest.approx(1.0, rel=0.1)
+    for mode, ratio in (("pixel", 0.25), ("function", 1.0)):
+        diff = _diffusion(noise=mode)
+        v16, v32 = (diff.noise_like((400, 1, r, r), g).var().item() for r in (16, 32))
+        assert v32 / v16 == pytest.approx(ratio, rel=0.08), mode
 
 
 def test_white_noise_std_and_area_average_consistency():
@@ -109,3 +108,5 @@ def test_mollifier_defaults_and_limits():
         from_dict({"diffusion": {"mollifier_sigma": "wide"}})
     with pytest.raises(ConfigError, match="diffusion.mollifier_sigma"):
         from_dict({"diffusion": {"mollifier_sigma": -0.1}})
+    with pytest.raises(ConfigError, match="diffusion.noise"):
+        from_dict({"diffusion": {"noise": "white"}})
