@@ -167,8 +167,11 @@ def load_checkpoint(path, map_location="cpu"):
 def _plain(value, where):
     """`value` rebuilt from the types the safe loader reads (NumPy arrays and scalars become
     tensors and Python numbers); anything else is an error naming where it is."""
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+    if value is None:
         return value
+    for kind in (bool, int, float, str, bytes):  # NumPy's float64 is a float subclass: made plain
+        if isinstance(value, kind):
+            return kind(value)
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().clone() if value.requires_grad else value
     if isinstance(value, torch.Size):

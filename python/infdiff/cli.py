@@ -36,8 +36,11 @@ def _observations(args, cfg, resolution):
     if args.image:
         from PIL import Image
 
-        img = Image.open(args.image).convert("L" if cfg.data.channels == 1 else "RGB")
-        img = img.resize((resolution, resolution), Image.BICUBIC)
+        try:
+            with Image.open(args.image) as img:
+                img = img.convert("L" if cfg.data.channels == 1 else "RGB").resize((resolution, resolution), Image.BICUBIC)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise ValueError(f"--image {args.image}: not a readable image ({type(err).__name__}: {err})") from None
         arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1)
         arr = arr[None, None] if arr.dim() == 2 else arr.permute(2, 0, 1)[None]
         return arr.expand(args.n, -1, -1, -1).contiguous()
@@ -46,6 +49,8 @@ def _observations(args, cfg, resolution):
 
     ds = build_dataset(dataclasses.replace(cfg.data, split="test", limit=args.n))
     x = torch.stack([ds[i] for i in range(min(args.n, len(ds)))])
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"the {cfg.data.name} test images hold NaN/Inf values: pass a PNG with --image")
     return resize(x, (resolution, resolution)) if x.shape[-1] != resolution else x
 
 

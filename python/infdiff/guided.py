@@ -62,7 +62,11 @@ def mask_from_png(path, size):
     import numpy as np
     from PIL import Image
 
-    img = Image.open(path).convert("L").resize((size[1], size[0]), Image.NEAREST)
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L").resize((size[1], size[0]), Image.NEAREST)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"--mask {path}: not a readable image ({type(err).__name__}: {err})") from None
     return torch.from_numpy((np.asarray(img) <= 127).astype("float32"))[None, None]
 
 
@@ -144,8 +148,28 @@ def guided_sample(model, diffusion, observed, mask, resolution, steps=100, guida
     return x
 
 
+def _finite_images(where, name, x):
+    """ValueError unless x is a (B, C, H, W) float tensor of finite values (checked before any work)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        got = f"shape {tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{where}: {name} must be a (B, C, H, W) float tensor, got {got}")
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        first = [int(i) for i in bad.nonzero()[0]]
+        raise ValueError(f"{where}: {name} holds {int(bad.sum())} NaN/Inf values (first at {first}: "
+                         f"{x[tuple(first)].item()}); refusing to sample from a non-finite input")
+
+
 def inpaint(model, diffusion, cfg, images, mask, steps=100, guidance_scale=1.0, start=1.0, generator=None, replace=True):
     """Inpainted images at the images' resolution (observed pixels are kept as observed)."""
+    _finite_images("inpaint", "images", images)
+    if not isinstance(mask, torch.Tensor) or not bool(torch.isfinite(mask).all()) or bool(((mask < 0) | (mask > 1)).any()):
+        raise ValueError("inpaint: mask must be a tensor of values in [0, 1] (1 = observed pixel)")
+    try:
+        torch.broadcast_shapes(mask.shape, images.shape)
+    except RuntimeError:
+        raise ValueError(f"inpaint: mask of shape {tuple(mask.shape)} does not broadcast to images "
+                         f"{tuple(images.shape)}") from None
     r = images.shape[-1]
     x = guided_sample(model, diffusion, images, mask, r, steps, guidance_scale, start, generator, cfg.data.resolution,
                       replace)
@@ -155,5 +179,8 @@ def inpaint(model, diffusion, cfg, images, mask, steps=100, guidance_scale=1.0, 
 
 def superres(model, diffusion, cfg, low, resolution, steps=100, guidance_scale=1.0, start=0.5, generator=None):
     """High-resolution (B, C, R, R) images whose area-downsampled view matches `low`."""
+    _finite_images("superres", "low", low)
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"superres: resolution must be an int >= 1, got {resolution!r}")
     ones = torch.ones_like(low[:, :1])
     return guided_sample(model, diffusion, low, ones, resolution, steps, guidance_scale, start, generator, cfg.data.resolution)

@@ -50,7 +50,11 @@ def _batches(dataset, batch_size, seed, rank, world, start_step, num_workers=0):
         sampler.set_epoch(epoch)
         order = list(sampler)
         groups = [order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch)][offset:]
-        yield from DataLoader(dataset, batch_sampler=groups, num_workers=num_workers)
+        # A DataLoader draws its workers' base seed from the generator it is given, else from
+        # torch's global RNG, which dropout uses: one per (seed, rank, epoch) keeps a resume
+        # that starts mid-epoch bit-identical to not stopping.
+        loader_gen = torch.Generator().manual_seed(((seed * 1_000_003 + rank) * 1_000_003 + epoch) % 2**63)
+        yield from DataLoader(dataset, batch_sampler=groups, num_workers=num_workers, generator=loader_gen)
         epoch, offset = epoch + 1, 0
 
 
@@ -235,7 +239,7 @@ class Trainer:
             what = "loss" if not math.isfinite(checks[0].item()) else "gradient norm"
             value = checks[0 if what == "loss" else 1].item()
             raise TrainingDiverged(
-                f"train: the {what} became {value} at step {self.step + 1}; training stopped before the weights took it "
+                f"the {what} became {value} at step {self.step + 1}; training stopped before the weights took it "
                 f"and {self._kept()}. Lower train.lr, set train.grad_clip > 0 or check the data"
             )
         self._updating = True
@@ -320,9 +324,10 @@ class Trainer:
         return losses
 
     def _trim_metrics(self):
-        """On resume, drop metric rows past the resumed step (logged by a run that was then
-        killed before its next checkpoint): they are logged again as the steps are redone."""
-        if not (self.is_main and self.step and os.path.exists(self.metrics_path)):
+        """Drop metric rows past the step this run starts from (all of them for a new run: its
+        checkpoint replaces the old one too; on resume, the rows a killed run logged after its
+        last checkpoint): they are logged again as the steps are redone."""
+        if not (self.is_main and os.path.exists(self.metrics_path)):
             return
         with open(self.metrics_path, newline="") as fh:
             rows = list(csv.reader(fh))
