@@ -1,6 +1,10 @@
+import pytest
 import torch
 
 from infdiff import _compat
+from infdiff.model import network as network_module
+from infdiff.model import sparse as sparse_module
+from infdiff.model.sparse import dense_depthwise_conv
 from infdiff.diffusion import MollifiedDiffusion, cosine_alpha_bar
 from infdiff.model import InfDiffNet, resampled_kernel_size
 
@@ -29,6 +33,39 @@ def test_model_at_twice_the_resolution(tiny_cfg):
     out = model(torch.randn(2, 32 * 32, 1), coords, (32, 32), torch.tensor([3, 4]), scale=2.0)
     assert out.shape == (2, 1024, 1) and torch.isfinite(out).all()
     assert resampled_kernel_size(5, 2.0) == 9 and resampled_kernel_size(7, 0.1) == 1
+
+
+@pytest.mark.parametrize("normalize", ["partial", "mean", "none"])
+@pytest.mark.parametrize("kernel_size", [1, 5, 9])
+def test_dense_depthwise_conv_equals_the_sparse_op_on_the_full_grid(normalize, kernel_size):
+    g = torch.Generator().manual_seed(kernel_size)
+    size = (11, 13)  # not square: rows and columns must not be swapped
+    h = torch.randn(2, 11 * 13, 6, generator=g, dtype=torch.float64)
+    weight = torch.randn(6, kernel_size, kernel_size, generator=g, dtype=torch.float64)
+    bias = torch.randn(6, generator=g, dtype=torch.float64)
+    coords = _compat.grid_coords(size, 2)
+    sparse = _compat.sparse_depthwise_conv(h, coords, size, weight, bias, normalize)
+    # 1e-12: float64 sums of <= 81 terms in another order
+    torch.testing.assert_close(dense_depthwise_conv(h, size, weight, bias, normalize), sparse, rtol=1e-12, atol=1e-12)
+
+
+def test_model_takes_the_dense_path_only_on_the_full_grid(tiny_cfg, monkeypatch):
+    model = InfDiffNet(tiny_cfg.model, 1).eval()
+    for block in list(model.encoder) + list(model.decoder):  # non-trivial MLPs, so blocks matter
+        torch.nn.init.normal_(block.mlp[-1].weight, std=0.5)
+    coords = _compat.grid_coords((16, 16), 2)
+    x, t = torch.randn(2, 256, 1, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 40])
+    calls = []
+    monkeypatch.setattr(sparse_module, "dense_depthwise_conv", lambda *a: calls.append(1) or dense_depthwise_conv(*a))
+    with torch.no_grad():
+        dense = model(x, coords, (16, 16), t, scale=1.5)
+        assert len(calls) == 2 * tiny_cfg.model.sparse_blocks  # encoder + decoder
+        model(x[:, 1:], coords[:, 1:], (16, 16), t, scale=1.5)  # one pixel missing: sparse
+        model(x.flip(1), coords.flip(1), (16, 16), t, scale=1.5)  # another order: sparse
+        assert len(calls) == 2 * tiny_cfg.model.sparse_blocks
+        monkeypatch.setattr(network_module, "_is_full_grid", lambda coords, size: False)
+        sparse = model(x, coords, (16, 16), t, scale=1.5)
+    torch.testing.assert_close(dense, sparse, rtol=1e-4, atol=1e-5)  # float32, other summation order
 
 
 def test_q_sample_is_mollified_mix(tiny_cfg):

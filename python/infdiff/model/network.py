@@ -9,6 +9,14 @@ from .sparse import SparseOperatorBlock, TimeEmbedding, resampled_kernel_size
 from .unet import GridUNet
 
 
+def _is_full_grid(coords, size):
+    """coords (B, N, 2) are every pixel of `size` in row-major order, as the samplers pass them."""
+    h, w = size
+    if coords.shape[1] != h * w:
+        return False
+    return bool(torch.equal(coords, _compat.grid_coords(size, coords.shape[0], device=coords.device, dtype=coords.dtype)))
+
+
 class InfDiffNet(nn.Module):
     """f(x_t, t) on points: (B, N, C) features at coords (B, N, 2) of an (H, W) grid -> (B, N, C).
 
@@ -39,16 +47,18 @@ class InfDiffNet(nn.Module):
 
     def forward(self, x, coords, size, t, scale=1.0):
         temb = self.time(t)
+        full = _is_full_grid(coords, size)
         # one neighbour map per forward, shared by every sparse layer (and their backward)
-        nmap = _compat.build_neighbor_map(coords, size, resampled_kernel_size(self.kernel_size, scale), check=False)
+        nmap = None if full else _compat.build_neighbor_map(
+            coords, size, resampled_kernel_size(self.kernel_size, scale), check=False)
         h = self.lift(x)
         for block in self.encoder:
-            h = block(h, coords, size, temb, nmap, scale)
+            h = block(h, coords, size, temb, nmap, scale, full)
         skip = h
         grid = _compat.knn_to_grid(h.float(), coords, size, (self.grid_size, self.grid_size), k=self.knn)
         grid = self.unet(grid, temb)
         up = _compat.grid_to_points(grid.float(), coords, size)
         h = self.merge(torch.cat([up.to(skip.dtype), skip], -1))
         for block in self.decoder:
-            h = block(h, coords, size, temb, nmap, scale)
+            h = block(h, coords, size, temb, nmap, scale, full)
         return self.out(self.out_norm(h))
