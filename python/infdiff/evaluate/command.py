@@ -1,0 +1,39 @@
+"""The `infdiff eval` command: `register(subparsers)` adds it to an argparse parser, whose
+`func` (`cmd_eval`) runs `evaluate_checkpoint` and returns 0."""
+from .features import cache_dir
+from .run import DEFAULT_BATCH, evaluate_checkpoint
+
+HELP = "score samples at several resolutions against held-out data (FD, KID, classifier, spectrum, patch SWD)"
+
+
+def register(subparsers):
+    """Add `eval` to `subparsers` (from ArgumentParser.add_subparsers); returns its parser."""
+    p = subparsers.add_parser("eval", help=HELP, description=HELP + ". See docs/evaluation.md.")
+    p.add_argument("--ckpt", required=True, help="training checkpoint (its config names the dataset)")
+    p.add_argument("--resolution", type=int, nargs="+", default=None,
+                   help="resolutions to sample at (default: 1x, 2x and 4x the training resolution)")
+    p.add_argument("--n", type=int, default=1000, help="samples per resolution (and test images compared)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the config's sample_steps)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the test subset, KID subsets and SWD")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="samples drawn per sampler call")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint folder>/eval)")
+    p.add_argument("--cache-dir", default=None,
+                   help=f"feature CNN weights folder (default: $INFDIFF_CACHE, else {cache_dir()})")
+    p.set_defaults(func=cmd_eval)
+    return p
+
+
+def cmd_eval(args):
+    resolutions = args.resolution
+    if resolutions is None:  # the training resolution is in the checkpoint
+        from ..checkpoint import load_checkpoint
+
+        import os
+
+        if not os.path.isfile(args.ckpt):
+            raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {args.ckpt}")
+        r0 = load_checkpoint(args.ckpt)["config"]["data"]["resolution"]
+        resolutions = [r0, 2 * r0, 4 * r0]
+    evaluate_checkpoint(args.ckpt, resolutions, args.n, steps=args.steps, seed=args.seed, out_dir=args.out,
+                        batch=args.batch, cache_dir=args.cache_dir)
+    return 0

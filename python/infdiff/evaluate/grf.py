@@ -1,0 +1,93 @@
+"""The known law of the GRF datasets (`grf`, `grf_mixture`) for the evaluation.
+
+A dataset example is u / (4 s(R_train)): u ~ N(0, C), C = tau^(2a-2) (tau^2 - Laplacian)^(-a)
+periodic on [0, 1]^2, drawn by `gaussian_random_field` at the training resolution R_train
+with the wavenumbers of that grid (|kx|, |ky| <= R_train/2), s(R_train) its pixel std
+(`grf_pixel_std`), clipped to [-1, 1] (4 stds: the clip changes the law by < 1e-4). So its
+Fourier-series coefficients c_k (fft2 with norm="forward") are independent complex Gaussians
+with E|c_k|^2 = scale^2 lambda_k, lambda_k = tau^(2a-2) (4 pi^2 |k|^2 + tau^2)^(-a),
+scale = 1 / (4 s(R_train)). The same function on a finer grid R has these coefficients and
+more (the law's finer draw `law_draws`); `law_spectrum` is their radial average at any R.
+
+A mixture picks component 1 with probability `grf_mixture_weight`, else component 2, each
+scaled by its own pixel std. `assign_components` gives each image the component of larger
+likelihood of its coefficients in the band every resolution resolves, |kx|, |ky| < R_train/2."""
+import torch
+
+from .. import _compat
+from ..data.datasets import GRF_STD_UNITS, grf_pixel_std
+from .metrics import radial_average
+
+GRF_DATASETS = ("grf", "grf_mixture")
+
+
+def components(data_cfg):
+    """[(alpha, tau, scale, weight)] of the dataset's law: one entry for `grf`, two for a mixture."""
+    d = data_cfg
+    comps = [(d.grf_alpha, d.grf_tau)]
+    weights = [1.0]
+    if d.name == "grf_mixture":
+        comps.append((d.grf_mixture_alpha2, d.grf_mixture_tau2))
+        weights = [d.grf_mixture_weight, 1.0 - d.grf_mixture_weight]
+    return [(a, t, 1.0 / (GRF_STD_UNITS * grf_pixel_std(d.resolution, a, t)), w) for (a, t), w in zip(comps, weights)]
+
+
+def eigenvalues(resolution, alpha, tau):
+    """(R, R) float64 lambda_k at the FFT wavenumbers of an R grid (torch.fft.fft2 layout)."""
+    k = torch.fft.fftfreq(resolution, d=1.0 / resolution, dtype=torch.float64)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    return tau ** (2 * alpha - 2) * (4 * torch.pi**2 * k2 + tau**2) ** (-alpha)
+
+
+def law_spectrum(data_cfg, resolution, component=None):
+    """(R//2 + 1,) float64: the expected radial power spectrum (as `radial_power_spectrum`) of
+    the dataset's law drawn at `resolution`: of one component (index), or of the mixture
+    (None; the weighted mean of the components' spectra)."""
+    comps = components(data_cfg)
+    picked = comps if component is None else [comps[component][:3] + (1.0,)]
+    power = sum(w * s**2 * eigenvalues(resolution, a, t) for a, t, s, w in picked)
+    return radial_average(power)
+
+
+def law_draws(data_cfg, n, resolution, seed=0):
+    """(images (n, 1, R, R) float32, component of each (n,) int64): draws of the dataset's law
+    directly at `resolution` (component picked with the mixture weight, scaled by the
+    training-resolution std, clipped like the dataset). At the training resolution this is
+    the dataset's own recipe; at R > R_train it is the same law on a finer grid."""
+    gen = torch.Generator().manual_seed(seed)
+    comps = components(data_cfg)
+    pick = (torch.rand(n, generator=gen) >= comps[0][3]).long() if len(comps) > 1 else torch.zeros(n, dtype=torch.long)
+    out = torch.empty(n, 1, resolution, resolution)
+    for j, (alpha, tau, scale, _) in enumerate(comps):
+        idx = (pick == j).nonzero().flatten()
+        if len(idx):
+            u = _compat.gaussian_random_field((len(idx), 1, resolution, resolution), alpha, tau, generator=gen)
+            out[idx] = (u * scale).clamp_(-1, 1).float()
+    return out, pick
+
+
+def log_likelihoods(x, data_cfg, chunk=256):
+    """(N, K) float64: log density (up to one constant shared by the components) of the
+    Fourier coefficients of x (N, C, R, R) with |kx|, |ky| < R_train/2 under each component:
+    -1/2 sum_k (|c_k|^2 / v_k + log v_k), v_k = scale^2 lambda_k. The sum runs over both
+    members of each conjugate pair (k, -k), which doubles a real field's log density and so
+    keeps the arg max; the band is the one every resolution >= R_train resolves, so the
+    assignment does not depend on how the sampler fills finer scales."""
+    r = x.shape[-1]
+    k = torch.fft.fftfreq(r, d=1.0 / r, dtype=torch.float64)
+    half = data_cfg.resolution / 2
+    keep = (k[:, None].abs() < half) & (k[None, :].abs() < half)
+    out = []
+    for i in range(0, x.shape[0], chunk):
+        power = torch.fft.fft2(x[i : i + chunk].double(), norm="forward").abs().square().sum(1)[:, keep]  # (n, modes)
+        cols = []
+        for alpha, tau, scale, _ in components(data_cfg):
+            v = scale**2 * eigenvalues(r, alpha, tau)[keep]
+            cols.append(-0.5 * (power / v + v.log() * x.shape[1]).sum(1))
+        out.append(torch.stack(cols, 1))
+    return torch.cat(out)
+
+
+def assign_components(x, data_cfg):
+    """(N,) int64: the more likely component of each image x (N, C, R, R)."""
+    return log_likelihoods(x, data_cfg).argmax(1)

@@ -1,0 +1,219 @@
+"""`evaluate_checkpoint` (sample a checkpoint at several resolutions, then score) and
+`evaluate_samples` (score samples already drawn): every metric of `metrics.py`, `grf.py` and
+`features.py`, at each resolution R in two comparisons with the held-out (test) split of the
+checkpoint's dataset:
+
+- "train-res": samples resampled to the training resolution (area average) vs the test data
+  at the training resolution;
+- "native": samples at R vs the test data resampled to R (Fourier zero-padding for the
+  spectrum and for periodic GRF data, bicubic for the patches of image data; see docs/evaluation.md).
+
+FD, KID and the classifier scores need the feature CNN, which sees 28 px images, so they are
+train-res only, and only for labelled datasets (MNIST, Fashion-MNIST). GRF datasets are
+compared with their known law as well. Results go to `out_dir` (eval.json, report.md, PNGs)."""
+import dataclasses
+import os
+import time
+
+import torch
+
+from . import features, grf, metrics, report
+
+DEFAULT_BATCH = 64
+
+
+def _reference(cfg, n, seed):
+    """(M, C, R_train, R_train) test images in [-1, 1], M = min(n, split size), a seeded random
+    subset; and a disjoint subset of the same size when the split has room (the data-vs-data
+    floor of every metric at this n), else None."""
+    from ..data import build_dataset
+
+    ds = build_dataset(dataclasses.replace(cfg.data, split="test", limit=0))
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed)).tolist()
+    m = min(n, len(ds))
+    ref = torch.stack([ds[i] for i in order[:m]])
+    floor = torch.stack([ds[i] for i in order[m : 2 * m]]) if len(ds) >= 2 * m and m >= 2 else None
+    return ref, floor
+
+
+def _check_samples(samples_by_resolution, cfg):
+    if not samples_by_resolution:
+        raise ValueError("samples_by_resolution: no resolutions given")
+    for res, x in samples_by_resolution.items():
+        if not torch.is_tensor(x) or x.dim() != 4 or tuple(x.shape[1:]) != (cfg.data.channels, res, res):
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"samples_by_resolution[{res}] must be (n, {cfg.data.channels}, {res}, {res}), got {shape}")
+        if x.shape[0] < 2:
+            raise ValueError(f"samples_by_resolution[{res}]: need n >= 2 samples, got {x.shape[0]}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"samples_by_resolution[{res}] holds NaN or inf")
+
+
+def _cnn_view(x):  # (N, C, R, R) -> (N, C, 28, 28): what the feature CNN takes
+    return metrics.to_resolution(x, features.INPUT_RESOLUTION)
+
+
+def _compare(x, y, top_band, seed, classifier=None):
+    """Metrics of samples x (N, C, R, R) vs reference y (M, C, R, R) at one resolution: spectrum
+    error over bands 1..top_band and patch SWD; with the feature CNN `classifier`, also FD, KID
+    and the classifier scores of x. Returns (figures, spectra for the plots)."""
+    out = {}
+    if classifier is not None:
+        cx, cy = _cnn_view(x), _cnn_view(y)
+        out["fd"], out["kid"], out["kid_std"] = metrics.frechet_kid(features.CNNFeatures(classifier), cy, cx, seed=seed)
+        out.update(features.classifier_scores(classifier, cx))
+    ps, pd = metrics.radial_power_spectrum(x), metrics.radial_power_spectrum(y)
+    rel, out["spectrum_err"] = metrics.spectrum_error(ps, pd, top_band)
+    out["swd"] = metrics.patch_swd(x, y, seed=seed)
+    return out, {"samples": ps, "data": pd, "rel_err": rel}
+
+
+def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None, n_ref=None, log=print,
+                     meta=None, grid_n=64):
+    """Score samples {R: (n, C, R, R) in [-1, 1]} of a model trained with config `cfg` against the
+    test split of its dataset; write eval.json, report.md and PNGs to out_dir, print a table
+    with `log`, and return the results (the content of eval.json). n_ref: test images compared
+    (default: the largest n). meta: extra fields for the report (checkpoint, steps, ...)."""
+    _check_samples(samples_by_resolution, cfg)
+    start = time.time()
+    train_res, name = cfg.data.resolution, cfg.data.name
+    resolutions = sorted(samples_by_resolution)
+    ref, floor = _reference(cfg, n_ref or max(x.shape[0] for x in samples_by_resolution.values()), seed)
+    is_grf, is_mixture = name in grf.GRF_DATASETS, name == "grf_mixture"
+    notes, classifier = [], None
+    if name in features.LABELLED:
+        classifier = features.load_classifier(name, cache_dir, cfg.data.path, log=log)
+        if train_res != features.INPUT_RESOLUTION:
+            notes.append(f"the feature CNN sees {features.INPUT_RESOLUTION} px images: FD, KID and the classifier "
+                         f"scores resample the {train_res} px images to that")
+    else:
+        notes.append(f"dataset {name!r} has no class labels, so there is no feature CNN: FD, KID, classifier "
+                     "confidence and class entropy are skipped; spectrum and patch SWD are reported")
+    if classifier is not None:
+        notes.append(f"FD, KID and the classifier scores are train-res only: the feature CNN sees "
+                     f"{features.INPUT_RESOLUTION} px images, so at R it would measure its own scale mismatch")
+    if is_grf:
+        notes.append("GRF data: the native spectra are also compared with the known law's (analytic) spectrum, "
+                     "over bands 1..R/2 - 1 at each resolution R")
+    # pixels of the native reference: Fourier for periodic band-limited GRFs (exact), bicubic
+    # for images (Fourier rings at MNIST's sharp strokes, up to |x| = 1.8)
+    upsample = "fourier" if is_grf else "bicubic"
+    results = {
+        "dataset": name, "train_resolution": train_res, "resolutions": resolutions,
+        "n": {str(r): int(samples_by_resolution[r].shape[0]) for r in resolutions}, "n_reference": int(ref.shape[0]),
+        "seed": seed, "upsample": upsample, **(meta or {}), "notes": notes,
+        "data": {}, "train_res": {}, "native": {}, "spectra": {},
+    }
+    top_train = train_res // 2 - 1  # bands below the Nyquist band, whose ring the square grid cuts
+    # the data's own figures at this n (a disjoint test subset vs the reference): what a perfect model gets
+    if floor is not None:
+        results["data"] = _compare(floor, ref, top_train, seed, classifier)[0]
+    elif classifier is not None:
+        results["data"] = features.classifier_scores(classifier, _cnn_view(ref))
+    if is_grf:
+        results["data"]["law_spectrum_err"] = metrics.spectrum_error(
+            metrics.radial_power_spectrum(ref), grf.law_spectrum(cfg.data, train_res), top_train)[1]
+    data_share = (grf.assign_components(ref, cfg.data) == 0).double().mean().item() if is_mixture else None
+
+    references = {}
+    for res in resolutions:
+        x, key = samples_by_resolution[res].float(), str(res)
+        # train-res: the sample as the training grid sees it (cell averages) vs the data there
+        results["train_res"][key], spec_train = _compare(metrics.to_resolution(x, train_res), ref, top_train, seed,
+                                                         classifier)
+        # native: the sample at R vs the data resampled to R
+        references[res] = metrics.to_resolution(ref, res, upsample)
+        native = {"swd": metrics.patch_swd(x, references[res], seed=seed)}
+        ps = metrics.radial_power_spectrum(x)
+        # the spectrum's reference is Fourier-resampled for every dataset: zero-padding keeps
+        # each resolved coefficient of the data, so no interpolation filter attenuates it
+        pd = metrics.radial_power_spectrum(metrics.to_resolution(ref, res, "fourier"))
+        pd[min(res, train_res) // 2 + 1 :] = float("nan")  # zero-padded bands: the data carry nothing there
+        top = min(res, train_res) // 2 - 1
+        rel, native["spectrum_err"] = metrics.spectrum_error(ps, pd, top)
+        spec_native = {"samples": ps, "data": pd, "rel_err": rel}
+        if floor is not None:
+            native["swd_data"] = metrics.patch_swd(metrics.to_resolution(floor, res, upsample), references[res], seed=seed)
+            native["spectrum_err_data"] = metrics.spectrum_error(
+                metrics.radial_power_spectrum(metrics.to_resolution(floor, res, "fourier")), pd, top)[1]
+        if is_grf:
+            law = grf.law_spectrum(cfg.data, res)
+            law_rel, native["law_spectrum_err"] = metrics.spectrum_error(ps, law, res // 2 - 1)
+            # the law's own draws at R, as many as the samples: the error a perfect model gets
+            draws = grf.law_draws(cfg.data, x.shape[0], res, seed=seed)[0]
+            native["law_spectrum_err_data"] = metrics.spectrum_error(
+                metrics.radial_power_spectrum(draws), law, res // 2 - 1)[1]
+            spec_native.update({"law": law, "law_rel_err": law_rel})
+        if is_mixture:
+            native["mixture"] = {**_mixture(x, cfg, res), "component1_share_data": data_share}
+        results["native"][key] = native
+        results["spectra"][key] = {mode: {k: metrics.summary(v) for k, v in spec.items()}
+                                   for mode, spec in (("train_res", spec_train), ("native", spec_native))}
+    results["seconds"] = round(time.time() - start, 1)
+    report.write(results, samples_by_resolution, references, out_dir, grid_n=grid_n)
+    log(report.table(results))
+    log(f"report: {os.path.join(os.path.abspath(out_dir), 'report.md')}")
+    return results
+
+
+def _mixture(x, cfg, res):
+    """Per-component figures of GRF-mixture samples x (N, 1, R, R): share assigned to component
+    1 (vs the configured weight) and each component's spectrum error vs its own law."""
+    pick = grf.assign_components(x, cfg.data)
+    out = {"component1_share": (pick == 0).double().mean().item(), "component1_weight": cfg.data.grf_mixture_weight}
+    for j in range(2):
+        xs = x[pick == j]
+        err = None
+        if xs.shape[0] >= 2:
+            err = metrics.spectrum_error(metrics.radial_power_spectrum(xs), grf.law_spectrum(cfg.data, res, j), res // 2 - 1)[1]
+        out[f"component{j + 1}_spectrum_err"] = err
+        out[f"component{j + 1}_n"] = int(xs.shape[0])
+    return out
+
+
+def check_arguments(n, resolutions, steps=None, batch=DEFAULT_BATCH):
+    """ValueError naming the argument (Python name and CLI flag) for a bad n, resolution list,
+    steps or batch. The kernel-size bound on resolutions needs the checkpoint (evaluate_checkpoint)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n (--n) must be an integer >= 2 (FD and KID need two samples), got {n!r}")
+    if not resolutions:
+        raise ValueError("resolutions (--resolution) must list at least one resolution")
+    for r in resolutions:
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"resolutions (--resolution) must be positive integers, got {r!r}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps (--steps) must be an integer >= 1 (or None for the config's), got {steps!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch (--batch) must be an integer >= 1, got {batch!r}")
+
+
+def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=None, batch=DEFAULT_BATCH,
+                        cache_dir=None, log=print):
+    """Sample n images at each resolution from the checkpoint's EMA model (DDIM/DDPM with `steps`
+    steps, default the config's; generator seeded with `seed` at each resolution), then
+    `evaluate_samples` them into out_dir (default: <checkpoint folder>/eval). Returns the results."""
+    from ..sample import load_for_sampling, sample_images
+
+    check_arguments(n, resolutions, steps, batch)
+    if not os.path.isfile(ckpt_path):
+        raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {ckpt_path}")
+    cfg, model, diffusion = load_for_sampling(ckpt_path)
+    small = [r for r in resolutions if r < cfg.model.kernel_size]
+    if small:
+        raise ValueError(f"resolutions (--resolution): {small} below the model's kernel size "
+                         f"{cfg.model.kernel_size} (model.kernel_size of the checkpoint)")
+    out_dir = out_dir or os.path.join(os.path.dirname(os.path.abspath(ckpt_path)), "eval")
+    # data and the feature CNN first: a missing dataset fails before minutes of sampling
+    _reference(cfg, 2, seed)
+    if cfg.data.name in features.LABELLED:
+        features.load_classifier(cfg.data.name, cache_dir, cfg.data.path, log=log)
+    samples, timing = {}, {}
+    for res in sorted(set(resolutions)):
+        t = time.time()
+        g = torch.Generator().manual_seed(seed)
+        samples[res] = sample_images(model, diffusion, cfg, n, res, steps=steps, generator=g, batch=batch)
+        timing[str(res)] = round(time.time() - t, 1)
+        log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s")
+    meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or cfg.diffusion.sample_steps,
+            "sampler": cfg.diffusion.sampler, "sampling_seconds": timing}
+    return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
