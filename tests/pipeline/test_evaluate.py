@@ -1,0 +1,242 @@
+"""Tests of `infdiff eval` (infdiff.evaluate): every metric on a known answer (identical sets,
+known scalings, a uniform histogram, draws of a GRF law), the feature CNN's accuracy and
+cache, and the Python API and the CLI end to end on the tiny config. The feature CNN trains
+once per session (~1 min on one core) into a session folder."""
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+
+import pytest
+import torch
+
+from infdiff.config import load_config
+from infdiff.data import DataUnavailable
+from infdiff.evaluate import features, grf, metrics, register, run
+
+from .conftest import ROOT, TINY
+
+MNIST = os.path.join(ROOT, "configs", "mnist.yaml")
+MIXTURE = os.path.join(ROOT, "configs", "grf_mixture.yaml")
+
+
+def _mnist_test():
+    try:
+        return features.labelled_images("mnist", "test")
+    except DataUnavailable as err:
+        pytest.skip(f"MNIST files not installed: {err}")
+
+
+@pytest.fixture(scope="session")
+def cnn_cache(tmp_path_factory):
+    """(cache folder, the feature CNN trained on MNIST into it)."""
+    _mnist_test()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # session fixtures start before the per-test one-thread fixture
+    try:
+        folder = str(tmp_path_factory.mktemp("infdiff_cache"))
+        return folder, features.load_classifier("mnist", folder, log=lambda *_: None)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    from infdiff.train import train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("tiny_run")
+        cfg = load_config(TINY, {"train.out_dir": str(out), "train.steps": 5})
+        return train(cfg, quiet=True).ckpt_path
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_feature_cnn_reaches_99_percent_and_is_cached(cnn_cache, monkeypatch, tmp_path):
+    folder, cnn = cnn_cache
+    assert features.accuracy(cnn, *_mnist_test()) >= 0.99
+    # the cache is reused (also when named by $INFDIFF_CACHE), never retrained
+    monkeypatch.setattr(features, "train_classifier", lambda *a, **k: pytest.fail("cached weights were not reused"))
+    again = features.load_classifier("mnist", folder)
+    assert all(torch.equal(a, b) for a, b in zip(cnn.state_dict().values(), again.state_dict().values()))
+    monkeypatch.setenv("INFDIFF_CACHE", folder)
+    assert features.cache_dir() == folder
+    features.load_classifier("mnist")
+    # an unreadable cache file is retrained and replaced by a readable one
+    bad = tmp_path / f"feature_cnn_mnist_v{features.VERSION}.pt"
+    bad.write_bytes(b"not a torch file")
+    calls = []
+    monkeypatch.setattr(features, "train_classifier", lambda *a, **k: calls.append(1) or (features.FeatureCNN().eval(), 0.0))
+    features.load_classifier("mnist", str(tmp_path), log=lambda *_: None)
+    assert calls == [1]
+    torch.load(str(bad), weights_only=True)
+    with pytest.raises(ValueError, match="no class labels"):
+        features.load_classifier("grf", str(tmp_path))
+
+
+def test_identical_sets_score_zero(cnn_cache):
+    _, cnn = cnn_cache
+    x = _mnist_test()[0][:400]
+    fd, kid, kid_std = metrics.frechet_kid(features.CNNFeatures(cnn), x, x)
+    noisy = (x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    fd_noisy, kid_noisy, _ = metrics.frechet_kid(features.CNNFeatures(cnn), x, noisy)
+    assert abs(fd) < 1e-6 * fd_noisy
+    # KID's unbiased estimator is 0 in expectation: within its subset spread, far below a real difference
+    assert abs(kid) <= 3 * kid_std and abs(kid) < 0.1 * kid_noisy
+    assert metrics.patch_swd(x, x.clone()) == 0
+    rel, err = metrics.spectrum_error(metrics.radial_power_spectrum(x), metrics.radial_power_spectrum(x.clone()), 13)
+    assert err == 0 and torch.all(rel == 0)
+
+
+def test_frechet_distance_of_known_gaussian_shifts_and_scalings():
+    class Flatten(torch.nn.Module):
+        num_features = 16
+
+        def forward(self, x):  # (N, 1, 4, 4) -> (N, 16) float64
+            return x.flatten(1).double()
+
+    real = torch.randn(500, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # a shift by c: equal covariances, so FD = |mean difference|^2 = 16 c^2
+    fd, _, _ = metrics.frechet_kid(Flatten(), real, real + 0.5)
+    assert fd == pytest.approx(16 * 0.25, rel=1e-6)
+    # a scaling by 2: |m - 2m|^2 + Tr(S + 4S - 2 sqrt(4 S^2)) = |m|^2 + Tr(S), m and S the
+    # sample mean and covariance
+    fd, _, _ = metrics.frechet_kid(Flatten(), real, 2 * real)
+    flat = real.flatten(1)
+    assert fd == pytest.approx((flat.mean(0).square().sum() + torch.cov(flat.T).trace()).item(), rel=1e-9)
+
+
+def test_spectrum_and_swd_of_known_scalings():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 32, 32, generator=gen)
+    p, p2 = metrics.radial_power_spectrum(x), metrics.radial_power_spectrum(2 * x)
+    assert torch.allclose(p2, 4 * p, rtol=1e-12)
+    rel, err = metrics.spectrum_error(p2, p, 15)
+    assert err == pytest.approx(3.0)
+    # white noise of pixel std s: E|c_k|^2 = s^2 / R^2 in every band (forward-normalised FFT)
+    flat = metrics.radial_power_spectrum(0.5 * x)
+    assert torch.allclose(flat[1:], torch.full_like(flat[1:], 0.25 / 32**2), rtol=0.1)
+    # patches of iid N(0, s^2) pixels project to N(0, s^2) on every unit direction, so
+    # SW_2 between pixel stds s1 and s2 is |s1 - s2|
+    swd = metrics.patch_swd(0.1 * x, 0.3 * torch.randn(64, 1, 32, 32, generator=gen))
+    assert swd == pytest.approx(0.2, rel=0.05)
+
+
+def test_fourier_resampling_keeps_the_resolved_spectrum():
+    cfg = load_config(TINY).data
+    x, _ = grf.law_draws(cfg, 32, 16, seed=0)
+    up = metrics.to_resolution(x, 64, "fourier")
+    p, p_up = metrics.radial_power_spectrum(x), metrics.radial_power_spectrum(up)
+    assert torch.allclose(p_up[:8], p[:8], rtol=1e-9)  # bands 0..7: all below the 16 px Nyquist band
+    # nothing beyond the 16 px grid's corner, |k| = 8 sqrt(2)
+    assert p_up[12:].max() < 1e-12 * p_up[1] and p_up[8] > 0
+    assert metrics.to_resolution(x, 64, "bicubic").abs().max() <= 1
+
+
+def test_class_entropy_and_confidence():
+    assert features.class_entropy([5] * 10) == pytest.approx(math.log(10), abs=1e-12)
+    assert features.class_entropy([0, 7, 0]) == 0
+    images = torch.zeros(20, 1, 28, 28)
+    sharp = lambda x: (torch.eye(10) * 50)[torch.arange(x.shape[0]) % 10]  # noqa: E731
+    s = features.classifier_scores(sharp, images)
+    assert s["histogram"] == [2] * 10 and s["class_entropy"] == pytest.approx(math.log(10))
+    assert s["confident_share"] == 1
+    flat = lambda x: torch.zeros(x.shape[0], 10)  # noqa: E731  every class at p = 0.1
+    assert features.classifier_scores(flat, images)["confident_share"] == 0
+
+
+def test_grf_law_spectrum_and_mixture_assignment():
+    cfg = load_config(TINY).data  # one GRF law at 16 px
+    from infdiff.data import build_dataset
+
+    ds = build_dataset(dataclasses.replace(cfg, split="test"))
+    data = torch.stack([ds[i] for i in range(len(ds))])
+    # the dataset's own draws and the law drawn on finer grids match the analytic spectrum
+    assert metrics.spectrum_error(metrics.radial_power_spectrum(data), grf.law_spectrum(cfg, 16), 7)[1] < 0.08
+    for res in (16, 32, 64):
+        x, _ = grf.law_draws(cfg, 400, res, seed=1)
+        assert metrics.spectrum_error(metrics.radial_power_spectrum(x), grf.law_spectrum(cfg, res), res // 2 - 1)[1] < 0.03
+    mix = load_config(MIXTURE).data
+    for res in (mix.resolution, 2 * mix.resolution):
+        x, truth = grf.law_draws(mix, 400, res, seed=2)
+        pick = grf.assign_components(x, mix)
+        assert (pick == truth).double().mean() > 0.98
+        share = (pick == 0).double().mean().item()
+        assert abs(share - mix.grf_mixture_weight) < 3 * math.sqrt(0.25 / 400)
+        for j in range(2):
+            xs = x[truth == j]
+            err = metrics.spectrum_error(metrics.radial_power_spectrum(xs), grf.law_spectrum(mix, res, j), res // 2 - 1)[1]
+            assert err < 0.04
+
+
+def test_evaluate_samples_mnist_identical_to_data(cnn_cache, tmp_path):
+    folder, _ = cnn_cache
+    cfg = load_config(MNIST)
+    ref, _ = run._reference(cfg, 200, 0)
+    out = str(tmp_path / "eval")
+    samples = {28: ref.clone(), 56: metrics.to_resolution(ref, 56, "bicubic")}
+    res = run.evaluate_samples(samples, cfg, out, cache_dir=folder, log=lambda *_: None)
+    same = res["train_res"]["28"]
+    assert abs(same["fd"]) < 1e-6 and same["spectrum_err"] == 0 and same["swd"] == 0
+    assert same["fd"] < res["data"]["fd"]  # two different data subsets are further apart
+    assert res["native"]["56"]["swd"] == 0  # the data resampled like the reference
+    assert same["histogram"] == features.classifier_scores(features.load_classifier("mnist", folder), ref)["histogram"]
+    assert set(res["train_res"]["56"]) >= {"fd", "kid", "confident_share", "class_entropy", "spectrum_err", "swd"}
+
+
+def _links(report):
+    return re.findall(r"\]\(([^)]+)\)", report)
+
+
+def test_evaluate_checkpoint_tiny_end_to_end(tiny_ckpt, tmp_path):
+    out = str(tmp_path / "eval")
+    lines = []
+    res = run.evaluate_checkpoint(tiny_ckpt, [16, 32], 6, steps=2, out_dir=out, log=lines.append)
+    table = "\n".join(map(str, lines))
+    assert "16 px" in table and "32 px" in table and "no class labels" in table
+    for r in ("16", "32"):
+        assert "fd" not in res["train_res"][r]  # GRF data: no feature CNN
+        for key in ("spectrum_err", "swd"):
+            assert math.isfinite(res["train_res"][r][key]) and math.isfinite(res["native"][r][key])
+        assert res["native"][r]["law_spectrum_err"] > 0
+    with open(os.path.join(out, "eval.json")) as fh:
+        saved = json.load(fh)
+    assert saved["native"]["32"]["swd"] == res["native"]["32"]["swd"] and saved["n"] == {"16": 6, "32": 6}
+    with open(os.path.join(out, "report.md")) as fh:
+        links = _links(fh.read())
+    assert {"metrics.png", "spectrum_16px.png", "samples_32px.png", "data_32px.png"} <= set(links)
+    for link in links:  # only files of the folder
+        assert os.path.basename(link) == link and os.path.isfile(os.path.join(out, link))
+
+
+def test_evaluate_checkpoint_bad_arguments(tiny_ckpt, tmp_path):
+    with pytest.raises(ValueError, match=r"n \(--n\)"):
+        run.evaluate_checkpoint(tiny_ckpt, [16], 0, out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="resolution.*kernel size 5"):
+        run.evaluate_checkpoint(tiny_ckpt, [16, 4], 4, out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="ckpt"):
+        run.evaluate_checkpoint(str(tmp_path / "missing.pt"), [16], 4, out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="steps"):
+        run.evaluate_checkpoint(tiny_ckpt, [16], 4, steps=0, out_dir=str(tmp_path))
+    assert not os.listdir(tmp_path)  # refused before writing anything
+
+
+def test_eval_cli(tiny_ckpt, tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="infdiff")
+    register(parser.add_subparsers(dest="command", required=True))
+    out = str(tmp_path / "cli")
+    args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--resolution", "16", "--n", "4", "--steps", "2",
+                              "--seed", "1", "--batch", "2", "--out", out, "--cache-dir", str(tmp_path / "cache")])
+    assert args.func(args) == 0
+    assert "16 px" in capsys.readouterr().out
+    with open(os.path.join(out, "eval.json")) as fh:
+        saved = json.load(fh)
+    assert saved["seed"] == 1 and saved["resolutions"] == [16] and saved["steps"] == 2
+    assert os.path.isfile(os.path.join(out, "report.md"))
+    args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--n", "-3", "--out", out])
+    with pytest.raises(ValueError, match="--n"):
+        args.func(args)
