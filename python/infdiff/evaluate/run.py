@@ -49,7 +49,9 @@ def _check_samples(samples_by_resolution, cfg):
             raise ValueError(f"samples_by_resolution[{res}] holds NaN or inf")
 
 
-def _cnn_view(x):  # (N, C, R, R) -> (N, C, 28, 28): what the feature CNN takes
+def _cnn_view(x):  # (N, C, R, R) -> (N, 1, 28, 28): what the feature CNN takes
+    if x.shape[1] != 1:  # a 3-channel config of a grey dataset: its channels are copies
+        x = x.mean(1, keepdim=True)
     return metrics.to_resolution(x, features.INPUT_RESOLUTION)
 
 
