@@ -57,7 +57,8 @@ def main(argv=None):
     cfg, model, diff = load_for_sampling(args.ckpt)
     classifier = load_lenet(args.cache_dir)
     for res in args.resolution:
-        x = sample_images(model, diff, cfg, args.n, res, steps=args.steps, generator=torch.Generator().manual_seed(args.seed))
+        g = torch.Generator().manual_seed(args.seed)
+        x = sample_images(model, diff, cfg, args.n, res, steps=args.steps, generator=g)
         print(format_scores(res, score(classifier, x)))
     return 0
 

@@ -229,13 +229,14 @@ def test_eval_cli(tiny_ckpt, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="infdiff")
     register(parser.add_subparsers(dest="command", required=True))
     out = str(tmp_path / "cli")
-    args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--resolution", "16", "--n", "4", "--steps", "2",
-                              "--seed", "1", "--batch", "2", "--out", out, "--cache-dir", str(tmp_path / "cache")])
+    args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--n", "4", "--steps", "2", "--seed", "1", "--batch", "2",
+                              "--out", out, "--cache-dir", str(tmp_path / "cache")])
     assert args.func(args) == 0
-    assert "16 px" in capsys.readouterr().out
+    assert "64 px" in capsys.readouterr().out
     with open(os.path.join(out, "eval.json")) as fh:
         saved = json.load(fh)
-    assert saved["seed"] == 1 and saved["resolutions"] == [16] and saved["steps"] == 2
+    # default resolutions: 1x, 2x, 4x the training resolution (16 px)
+    assert saved["seed"] == 1 and saved["resolutions"] == [16, 32, 64] and saved["steps"] == 2
     assert os.path.isfile(os.path.join(out, "report.md"))
     args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--n", "-3", "--out", out])
     with pytest.raises(ValueError, match="--n"):

@@ -1,6 +1,5 @@
 """The `infdiff eval` command: `register(subparsers)` adds it to an argparse parser, whose
 `func` (`cmd_eval`) runs `evaluate_checkpoint` and returns 0."""
-from .features import cache_dir
 from .run import DEFAULT_BATCH, evaluate_checkpoint
 
 HELP = "score samples at several resolutions against held-out data (FD, KID, classifier, spectrum, patch SWD)"
@@ -18,22 +17,12 @@ def register(subparsers):
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="samples drawn per sampler call")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint folder>/eval)")
     p.add_argument("--cache-dir", default=None,
-                   help=f"feature CNN weights folder (default: $INFDIFF_CACHE, else {cache_dir()})")
+                   help="feature CNN weights folder (default: $INFDIFF_CACHE, else ~/.cache/infdiff)")
     p.set_defaults(func=cmd_eval)
     return p
 
 
 def cmd_eval(args):
-    resolutions = args.resolution
-    if resolutions is None:  # the training resolution is in the checkpoint
-        from ..checkpoint import load_checkpoint
-
-        import os
-
-        if not os.path.isfile(args.ckpt):
-            raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {args.ckpt}")
-        r0 = load_checkpoint(args.ckpt)["config"]["data"]["resolution"]
-        resolutions = [r0, 2 * r0, 4 * r0]
-    evaluate_checkpoint(args.ckpt, resolutions, args.n, steps=args.steps, seed=args.seed, out_dir=args.out,
+    evaluate_checkpoint(args.ckpt, args.resolution, args.n, steps=args.steps, seed=args.seed, out_dir=args.out,
                         batch=args.batch, cache_dir=args.cache_dir)
     return 0

@@ -50,13 +50,17 @@ class FeatureCNN(nn.Module):
         # KID's kernel (f.g / d + 1)^3 assumes O(1) features, and FD is then in those units
         self.register_buffer("feature_scale", torch.ones(()))
 
+    def _hidden(self, x):  # x: (N, 1, 28, 28) in [-1, 1] -> (N, 128), unscaled
+        if x.shape[-3:] != (1, INPUT_RESOLUTION, INPUT_RESOLUTION):
+            size = (INPUT_RESOLUTION, INPUT_RESOLUTION)
+            raise ValueError(f"the feature CNN takes (N, 1, {size[0]}, {size[1]}) images, got {tuple(x.shape)}")
+        return self.body(x)
+
     def features(self, x):  # x: (N, 1, 28, 28) in [-1, 1] -> (N, 128)
-        if x.shape[-2:] != (INPUT_RESOLUTION, INPUT_RESOLUTION):
-            raise ValueError(f"the feature CNN takes {INPUT_RESOLUTION}x{INPUT_RESOLUTION} images, got {tuple(x.shape)}")
-        return self.body(x) * self.feature_scale
+        return self._hidden(x) * self.feature_scale
 
     def forward(self, x):  # x: (N, 1, 28, 28) -> logits (N, 10)
-        return self.head(self.features(x) / self.feature_scale)
+        return self.head(self._hidden(x))
 
 
 class CNNFeatures(nn.Module):
@@ -135,7 +139,7 @@ def fit_classifier(images, labels, test_images, test_labels, epochs=1, batch=128
             sched.step()
     model.eval()
     with torch.no_grad():
-        sq = torch.cat([model.body(images[i : i + 1000]).square() for i in range(0, images.shape[0], 1000)]).mean()
+        sq = torch.cat([model._hidden(images[i : i + 1000]).square() for i in range(0, images.shape[0], 1000)]).mean()
     model.feature_scale.fill_(float(sq.clamp_min(1e-12).rsqrt()))
     model.to(memory_format=torch.contiguous_format)
     acc = accuracy(model, test_images, test_labels)
@@ -150,6 +154,7 @@ def train_classifier(name="mnist", path="", log=print, **kwargs):
 
 
 def weights_path(name="mnist", cache=None):
+    """Where the feature CNN of dataset `name` is cached."""
     return os.path.join(cache_dir(cache), f"feature_cnn_{name}_v{VERSION}.pt")
 
 

@@ -106,7 +106,8 @@ def frechet_kid(feature, real, fake, seed=0, subsets=100, subset_size=1000, batc
     from torchmetrics.image.kid import KernelInceptionDistance
 
     fid = FrechetInceptionDistance(feature=feature)
-    kid = KernelInceptionDistance(feature=feature, subsets=subsets, subset_size=max(2, min(subset_size, len(real) // 2, len(fake) // 2)))
+    size = max(2, min(subset_size, len(real) // 2, len(fake) // 2))
+    kid = KernelInceptionDistance(feature=feature, subsets=subsets, subset_size=size)
     for images, is_real in ((real, True), (fake, False)):
         for i in range(0, images.shape[0], batch):
             fid.update(images[i : i + batch], real=is_real)
@@ -120,11 +121,11 @@ def frechet_kid(feature, real, fake, seed=0, subsets=100, subset_size=1000, batc
 def to_resolution(x, resolution, upsample="bicubic"):
     """x (N, C, R, R) resampled to (N, C, r, r), r = `resolution`.
 
-    Down (r < R): area average over whole r/R cells when R is a multiple of r (each pixel of
-    the result is the mean of the function over its cell), else antialiased bilinear
-    (`infdiff.guided.resize`). Up (r > R): `upsample` = "bicubic" (Keys cubic, clamped to
-    [-1, 1]; for images known only at R) or "fourier" (zero-padding the spectrum: exact
-    band-limited interpolation of a periodic field, used for GRF data)."""
+    Down (r < R): the mean over cells of R/r x R/r pixels when R is a multiple of r (each
+    pixel of the result is the mean of the function over its cell), else antialiased
+    bilinear (`infdiff.guided.resize`). Up (r > R): `upsample` = "bicubic" (torch's cubic
+    convolution, a = -0.75, clamped to [-1, 1]; for images known only at R) or "fourier"
+    (zero-padding the spectrum: exact band-limited interpolation of a periodic field)."""
     from ..guided import resize
 
     _square(x)

@@ -19,7 +19,8 @@ NATIVE_COLUMNS = [
     ("spectrum_err", "spec err %", "{:.1f}", 100.0), ("spectrum_err_data", "data spec err %", "{:.1f}", 100.0),
     ("swd", "patch SWD", "{:.4f}"), ("swd_data", "data SWD", "{:.4f}"),
     ("law_spectrum_err", "law err %", "{:.1f}", 100.0), ("law_spectrum_err_data", "data law err %", "{:.1f}", 100.0),
-    ("component1_share", "comp.1 share %", "{:.1f}", 100.0), ("component1_share_data", "data comp.1 share %", "{:.1f}", 100.0),
+    ("component1_share", "comp.1 share %", "{:.1f}", 100.0),
+    ("component1_share_data", "data comp.1 share %", "{:.1f}", 100.0),
     ("component1_spectrum_err", "comp.1 law err %", "{:.1f}", 100.0),
     ("component2_spectrum_err", "comp.2 law err %", "{:.1f}", 100.0),
 ]
@@ -41,7 +42,10 @@ def _get(row, key):
 def _cell(row, column):
     key, _, fmt, *scale = column
     value = _get(row, key)
-    return "-" if value is None else fmt.format(value * (scale[0] if scale else 1.0))
+    if value is None:
+        return "-"
+    value *= scale[0] if scale else 1.0
+    return fmt.format(value) if abs(value) < 1e5 else f"{value:.2e}"  # a bad model's 7e5 % stays narrow
 
 
 def _used(columns, rows):
@@ -187,10 +191,13 @@ def plot_spectrum(results, res, path):
     ax.set_ylabel("mean |c_k|^2")
     ax.set_title(f"power spectrum, {res} px")
     ax.legend(fontsize=7)
-    curve(ax2, [None if v is None else 100 * v for v in s["native"]["rel_err"]], label="native vs data", c="C0")
+    def percent(values):
+        return [None if v is None else 100 * v for v in values]
+
+    curve(ax2, percent(s["native"]["rel_err"]), label="native vs data", c="C0")
     if "law_rel_err" in s["native"]:
-        curve(ax2, [None if v is None else 100 * v for v in s["native"]["law_rel_err"]], label="native vs law", c="k", ls=":")
-    curve(ax2, [None if v is None else 100 * v for v in s["train_res"]["rel_err"]], label=f"at {r0} px vs data", c="C0", ls="--")
+        curve(ax2, percent(s["native"]["law_rel_err"]), label="native vs law", c="k", ls=":")
+    curve(ax2, percent(s["train_res"]["rel_err"]), label=f"at {r0} px vs data", c="C0", ls="--")
     ax2.axvspan(1, min(res, r0) // 2 - 1, color="C1", alpha=0.1, label="band of the data error")
     ax2.set_xscale("log")
     if any(line.get_ydata().size and (line.get_ydata() > 0).any() for line in ax2.get_lines()):
@@ -208,7 +215,8 @@ def plot_spectrum(results, res, path):
 def _fmt_meta(results):
     keys = [("checkpoint", "checkpoint"), ("dataset", "dataset"), ("train_resolution", "training resolution (px)"),
             ("n", "samples per resolution"), ("n_reference", "test images compared"), ("steps", "sampler steps"),
-            ("sampler", "sampler"), ("seed", "seed"), ("sampling_seconds", "sampling time (s)"), ("seconds", "scoring time (s)")]
+            ("sampler", "sampler"), ("seed", "seed"), ("sampling_seconds", "sampling time (s)"),
+            ("seconds", "scoring time (s)")]
     return "\n".join(f"- {label}: `{results[k]}`" for k, label in keys if k in results)
 
 

@@ -85,15 +85,14 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
     notes, classifier = [], None
     if name in features.LABELLED:
         classifier = features.load_classifier(name, cache_dir, cfg.data.path, log=log)
+        notes.append(f"FD, KID and the classifier scores are train-res only: the feature CNN sees "
+                     f"{features.INPUT_RESOLUTION} px images, so at R it would measure its own scale mismatch")
         if train_res != features.INPUT_RESOLUTION:
-            notes.append(f"the feature CNN sees {features.INPUT_RESOLUTION} px images: FD, KID and the classifier "
-                         f"scores resample the {train_res} px images to that")
+            notes.append(f"FD, KID and the classifier scores resample the {train_res} px images to "
+                         f"{features.INPUT_RESOLUTION} px for the feature CNN")
     else:
         notes.append(f"dataset {name!r} has no class labels, so there is no feature CNN: FD, KID, classifier "
                      "confidence and class entropy are skipped; spectrum and patch SWD are reported")
-    if classifier is not None:
-        notes.append(f"FD, KID and the classifier scores are train-res only: the feature CNN sees "
-                     f"{features.INPUT_RESOLUTION} px images, so at R it would measure its own scale mismatch")
     if is_grf:
         notes.append("GRF data: the native spectra are also compared with the known law's (analytic) spectrum, "
                      "over bands 1..R/2 - 1 at each resolution R")
@@ -167,7 +166,8 @@ def _mixture(x, cfg, res):
         xs = x[pick == j]
         err = None
         if xs.shape[0] >= 2:
-            err = metrics.spectrum_error(metrics.radial_power_spectrum(xs), grf.law_spectrum(cfg.data, res, j), res // 2 - 1)[1]
+            law = grf.law_spectrum(cfg.data, res, j)
+            err = metrics.spectrum_error(metrics.radial_power_spectrum(xs), law, res // 2 - 1)[1]
         out[f"component{j + 1}_spectrum_err"] = err
         out[f"component{j + 1}_n"] = int(xs.shape[0])
     return out
@@ -178,9 +178,9 @@ def check_arguments(n, resolutions, steps=None, batch=DEFAULT_BATCH):
     steps or batch. The kernel-size bound on resolutions needs the checkpoint (evaluate_checkpoint)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n (--n) must be an integer >= 2 (FD and KID need two samples), got {n!r}")
-    if not resolutions:
+    if resolutions is not None and not resolutions:
         raise ValueError("resolutions (--resolution) must list at least one resolution")
-    for r in resolutions:
+    for r in resolutions or []:
         if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise ValueError(f"resolutions (--resolution) must be positive integers, got {r!r}")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
@@ -191,15 +191,17 @@ def check_arguments(n, resolutions, steps=None, batch=DEFAULT_BATCH):
 
 def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=None, batch=DEFAULT_BATCH,
                         cache_dir=None, log=print):
-    """Sample n images at each resolution from the checkpoint's EMA model (DDIM/DDPM with `steps`
-    steps, default the config's; generator seeded with `seed` at each resolution), then
-    `evaluate_samples` them into out_dir (default: <checkpoint folder>/eval). Returns the results."""
+    """Sample n images at each resolution (None: 1x, 2x and 4x the training resolution) from the
+    checkpoint's EMA model (DDIM/DDPM with `steps` steps, default the config's; generator
+    seeded with `seed` at each resolution), then `evaluate_samples` them into out_dir
+    (default: <checkpoint folder>/eval). Returns the results."""
     from ..sample import load_for_sampling, sample_images
 
     check_arguments(n, resolutions, steps, batch)
     if not os.path.isfile(ckpt_path):
         raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {ckpt_path}")
     cfg, model, diffusion = load_for_sampling(ckpt_path)
+    resolutions = resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]
     small = [r for r in resolutions if r < cfg.model.kernel_size]
     if small:
         raise ValueError(f"resolutions (--resolution): {small} below the model's kernel size "
