@@ -12,14 +12,13 @@ import re
 import pytest
 import torch
 
-from infdiff.config import load_config
+from infdiff.config import DataConfig, load_config
 from infdiff.data import DataUnavailable
 from infdiff.evaluate import features, grf, metrics, register, run
 
 from .conftest import ROOT, TINY
 
 MNIST = os.path.join(ROOT, "configs", "mnist.yaml")
-MIXTURE = os.path.join(ROOT, "configs", "grf_mixture.yaml")
 
 
 def _mnist_test():
@@ -160,7 +159,9 @@ def test_grf_law_spectrum_and_mixture_assignment():
     for res in (16, 32, 64):
         x, _ = grf.law_draws(cfg, 400, res, seed=1)
         assert metrics.spectrum_error(metrics.radial_power_spectrum(x), grf.law_spectrum(cfg, res), res // 2 - 1)[1] < 0.03
-    mix = load_config(MIXTURE).data
+    # two laws of different smoothness (alpha = 2.5, tau = 8 and alpha = 4, tau = 4), 50/50
+    mix = DataConfig(name="grf_mixture", resolution=32, grf_alpha=2.5, grf_tau=8.0, grf_mixture_alpha2=4.0,
+                     grf_mixture_tau2=4.0, grf_mixture_weight=0.5)
     for res in (mix.resolution, 2 * mix.resolution):
         x, truth = grf.law_draws(mix, 400, res, seed=2)
         pick = grf.assign_components(x, mix)
