@@ -162,7 +162,9 @@ def cmd_demo(args):
     start = time.time()
     trainer = train(cfg)
     print(f"trained {trainer.step} steps in {(time.time() - start) / 60:.1f} min")
-    outputs = [_loss_plot(trainer.metrics_path, os.path.join(args.out, "loss.png"))]
+    # no metrics when the budget ended before the first logged step
+    has_metrics = os.path.exists(trainer.metrics_path)
+    outputs = [_loss_plot(trainer.metrics_path, os.path.join(args.out, "loss.png"))] if has_metrics else []
     scored = {}
     for res in args.resolution:
         g = torch.Generator().manual_seed(0)
@@ -183,6 +185,9 @@ def cmd_demo(args):
         for res, x in scored.items():
             print("  " + format_scores(res, score(lenet, x)))
     print(f"demo total {(time.time() - start) / 60:.1f} min")
+    if trainer.budget_note:
+        print(f"note: {trainer.budget_note}")
+    print(f"next: infdiff eval --ckpt {trainer.ckpt_path} --resolution {' '.join(map(str, args.resolution))} --n 500")
 
 
 def build_parser():
@@ -246,6 +251,9 @@ def build_parser():
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--cache-dir", default=None, help="LeNet weights folder (default ~/.cache/infdiff)")
     q.set_defaults(func=cmd_quality)
+    from .evaluate import register as register_eval
+
+    register_eval(sub)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's). On a busy machine fewer threads than cores can be faster")
     return p

@@ -276,19 +276,31 @@ class Trainer:
         batches = _batches(dataset, t.batch_size, t.seed, self.rank, self.world, self.step, self.cfg.data.num_workers)
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=self.step, disable=self.quiet, dynamic_ncols=True)
+        budget = 60 * t.max_minutes
+        if budget:  # the bar shows the time budget; the steps go in its postfix
+            bar = tqdm(total=round(budget), initial=min(round(self.elapsed), round(budget)), disable=self.quiet,
+                       dynamic_ncols=True, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total} s of the time budget [{postfix}]")
+        else:
+            bar = tqdm(total=total, initial=self.step, disable=self.quiet, dynamic_ncols=True)
         losses, window, last = [], [], time.perf_counter()
         start = time.perf_counter() - self.elapsed
+        self.budget_note = None
         try:
             while self.step < total:
-                if t.max_minutes and time.perf_counter() - start > 60 * t.max_minutes:
+                if budget and time.perf_counter() - start > budget:
+                    self.budget_note = self._budget_note(total)
                     if not self.quiet:
-                        bar.write(f"time budget of {t.max_minutes} min reached at step {self.step}")
+                        bar.write(self.budget_note)
                     break
                 x0 = next(batches).to(self.device, non_blocking=True)
                 window.append(self.train_step(x0))
+                shown = self.elapsed
                 self.elapsed = time.perf_counter() - start
-                bar.update(1)
+                if budget:
+                    bar.update(max(0.0, min(self.elapsed, budget) - min(shown, budget)))
+                    bar.set_postfix_str(f"step {self.step}/{total}", refresh=False)
+                else:
+                    bar.update(1)
                 if self.step % t.log_every == 0 or self.step == total:
                     loss = torch.stack(window).mean().item()
                     if self.world > 1:
@@ -299,7 +311,8 @@ class Trainer:
                     rate = len(window) / max(now - last, 1e-9)
                     window, last = [], now
                     losses.append((self.step, loss))
-                    bar.set_postfix(loss=f"{loss:.4f}", it_s=f"{rate:.2f}")
+                    step = f"step {self.step}/{total}, " if budget else ""
+                    bar.set_postfix_str(f"{step}loss={loss:.4f}, it/s={rate:.2f}")
                     if self.is_main:
                         self._log_metrics([self.step, f"{loss:.6f}", f"{rate:.3f}", f"{self.elapsed:.1f}"])
                 if t.ckpt_every and self.step % t.ckpt_every == 0:
@@ -322,6 +335,16 @@ class Trainer:
             bar.close()
         self.save()
         return losses
+
+    def _budget_note(self, planned):
+        """The plain account of a run the time budget stopped before its planned steps."""
+        t = self.cfg.train
+        rate = self.step / max(self.elapsed, 1e-9)
+        need = planned / (60 * t.max_minutes)
+        return (f"time budget of {t.max_minutes:g} min reached at step {self.step} of the {planned} planned: "
+                f"this run averaged {rate:.2f} steps/s and the plan needs {need:.2f}. The machine was slower or "
+                "busier than the preset assumes (other programs running?), so the model is less trained than "
+                "planned and its samples will be weaker.")
 
     def _trim_metrics(self):
         """Drop metric rows past the step this run starts from (all of them for a new run: its

@@ -45,3 +45,19 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 def test_python_dash_m(tmp_path):
     res = subprocess.run([sys.executable, "-m", "infdiff", "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "demo" in res.stdout
+
+
+def test_demo_says_when_the_time_budget_cut_the_planned_steps(tmp_path, capsys):
+    demo = str(tmp_path / "demo")
+    argv = ["demo", "--config", TINY, "--out", demo, "--resolution", "16", "--n", "2", "--steps", "2",
+            "--minutes", "0.0002", "--set", "train.steps=100000"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "time budget of 0.0002 min reached at step" in out and "of the 100000 planned" in out
+    assert "less trained than planned" in out
+    assert "infdiff eval --ckpt" in out
+
+
+def test_eval_is_a_command():
+    res = subprocess.run([sys.executable, "-m", "infdiff", "eval", "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "--resolution" in res.stdout
