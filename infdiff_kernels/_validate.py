@@ -1,7 +1,13 @@
 """The checks of SPEC "Errors", shared by every backend so every backend fails alike.
 
 Each raises ValueError (TypeError for a wrong dtype or type) naming the argument and what
-was expected, before any kernel runs."""
+was expected, before any kernel runs.
+
+Index limits: the kernels hold point indices, coordinates, grid sides and kernel taps in
+int32 (the C++ entry points check the same again before they index), so N, K^2 and the
+cell count h * w of a k-NN output grid must stay below 2^31 and a grid side at most 2^30
+(room for a window offset or a padded map beyond the last row). Sizes are checked before
+any value is read, so a huge zero-stride (expanded) tensor is refused without allocating."""
 import math
 from numbers import Real
 
@@ -12,6 +18,11 @@ SPECTRAL_DTYPES = (torch.float32, torch.float64)
 COORD_DTYPES = (torch.int32, torch.int64)
 NORMALIZE_MODES = ("partial", "mean", "none")
 BOUNDARY_MODES = ("reflect", "periodic")
+INT32_MAX = 2**31 - 1
+MAX_SIDE = 2**30
+# A Gaussian wider than this (a million domain widths) filters exactly like this one: every
+# non-constant mode's gain exp(-pi^2 sigma^2 k^2 / 2) already underflows to 0 in float64.
+SIGMA_MAX = 1e6
 
 
 def tensor(name, value, ndim=None):
@@ -48,8 +59,62 @@ def size2(name, value, minimum=1):
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise ValueError(f"{name} must be a pair (H, W) of ints >= {minimum}, got {value!r}")
+        if v > MAX_SIDE:
+            raise ValueError(f"{name} must be a pair (H, W) of ints <= 2^30 (int32 index arithmetic), got {value!r}")
         out.append(int(v))
     return tuple(out)
+
+
+def index_count(name, count, what):
+    """A count that the kernels index with int32 (points N, kernel taps K^2, grid cells)."""
+    if count > INT32_MAX:
+        raise ValueError(f"{name}: {what} = {count} exceeds 2^31 - 1, the int32 index range of the kernels")
+    return count
+
+
+def sigma(value, name="sigma"):
+    """A blur width: a finite number >= 0 (values above SIGMA_MAX act exactly as SIGMA_MAX)."""
+    return min(positive_finite(name, value, allow_zero=True), SIGMA_MAX)
+
+
+def finite_values(name, t):
+    """A float tensor whose entries must all be finite (e.g. per-example coefficients)."""
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must hold finite values, got {t.tolist() if t.numel() <= 8 else 'NaN/Inf entries'}")
+    return t
+
+
+def spatial_grid(name, u):
+    """u (..., H, W) float32/float64 with H, W >= 1 (the spectral ops' input)."""
+    tensor(name, u)
+    if u.dim() < 2:
+        raise ValueError(f"{name} must be a (..., H, W) grid with at least 2 dimensions, got shape {tuple(u.shape)}")
+    dtype_in(name, u, SPECTRAL_DTYPES)
+    if u.shape[-2] < 1 or u.shape[-1] < 1:
+        raise ValueError(f"{name} must have H, W >= 1, got shape {tuple(u.shape)}")
+    if max(u.shape[-2:]) > MAX_SIDE:
+        raise ValueError(f"{name} must have H, W <= 2^30 (int32 index arithmetic), got shape {tuple(u.shape)}")
+    return u
+
+
+def grf_parameters(alpha, tau, dtype):
+    """alpha > 1 and tau > 0 (checked by the caller) whose spectrum is representable in
+    `dtype`: the constant mode has standard deviation 1 / tau, the others decay from there."""
+    limit = 0.5 * math.log(torch.finfo(dtype).max) - 1.0  # |ln tau| bound: 1 / tau and tau^2 stay finite
+    if alpha > 1e30:
+        raise ValueError(f"alpha must be <= 1e30 (a kernel parameter in {str(dtype).replace('torch.', '')}), got {alpha!r}")
+    if abs(math.log(tau)) > limit:
+        raise ValueError(
+            f"tau = {tau!r} is outside [{math.exp(-limit):.3g}, {math.exp(limit):.3g}]: the field's spectrum "
+            f"(constant-mode standard deviation 1 / tau) is not representable in {str(dtype).replace('torch.', '')}"
+        )
+
+
+def coord_dtype(dtype):
+    """The dtype asked of a coordinate constructor (random_coords, grid_coords)."""
+    if dtype not in COORD_DTYPES:
+        raise TypeError(f"dtype must be torch.int32 or torch.int64 (SPEC coordinates), got {dtype}")
+    return dtype
 
 
 def positive_finite(name, value, allow_zero=False):
@@ -83,6 +148,7 @@ def points(x, coords, size, x_name="x"):
             f"coords (B, N) = {tuple(coords.shape[:2])} does not match {x_name} (B, N) = {tuple(x.shape[:2])}"
         )
     same_device(**{x_name: x, "coords": coords})
+    index_count("coords", coords.shape[1], "the number of points N")
     return coords_in_range(coords, size2("size", size))
 
 
@@ -99,6 +165,21 @@ def coords_in_range(coords, size):
     return size
 
 
+def distinct(coords, size):
+    """ValueError when a batch element of coords (B, N, 2) holds a pixel twice."""
+    if coords.shape[1] < 2:
+        return
+    linear = (coords[..., 0].long() * size[1] + coords[..., 1].long()).sort(1).values
+    same = linear[:, 1:] == linear[:, :-1]
+    if bool(same.any()):
+        b, n = (int(i) for i in same.nonzero()[0])
+        v = int(linear[b, n])
+        raise ValueError(
+            f"coords holds duplicate points in batch element {b}: {[v // size[1], v % size[1]]} "
+            "appears more than once (pass check=False to skip this check)"
+        )
+
+
 def kernel(weight, bias, channels):
     """weight (C, K, K) with K odd, bias (C,) or None, for features with `channels` channels."""
     tensor("weight", weight, 3)
@@ -108,6 +189,7 @@ def kernel(weight, bias, channels):
         raise ValueError(f"weight must be (C, K, K) = ({channels}, K, K), got shape {tuple(weight.shape)}")
     if kh % 2 == 0:
         raise ValueError(f"weight's kernel size K must be odd, got K = {kh}")
+    index_count("weight", kh * kh, "the number of kernel taps K^2")
     if bias is not None:
         tensor("bias", bias, 1)
         dtype_in("bias", bias, FLOAT_DTYPES)

@@ -17,6 +17,7 @@ def random_coords(batch, size, fraction=None, count=None, *, generator=None, dev
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
         raise ValueError(f"batch must be an int >= 0, got {batch!r}")
     h, w = _validate.size2("size", size)
+    _validate.coord_dtype(dtype)
     if (fraction is None) == (count is None):
         raise ValueError("give exactly one of fraction and count")
     if fraction is not None:
@@ -36,6 +37,7 @@ def random_coords(batch, size, fraction=None, count=None, *, generator=None, dev
 def grid_coords(size, batch=None, *, device="cpu", dtype=torch.int64):
     """All H * W pixels of an (H, W) grid in row-major order: (H * W, 2), or (batch, H * W, 2)."""
     h, w = _validate.size2("size", size)
+    _validate.coord_dtype(dtype)
     rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
     out = torch.stack((rows.reshape(-1), cols.reshape(-1)), -1).to(dtype)
     return out if batch is None else out.expand(batch, -1, -1).contiguous()
@@ -48,6 +50,7 @@ def _image_points(image, coords):
     if coords.shape[-1] != 2 or coords.shape[0] != image.shape[0]:
         raise ValueError(f"coords must be (B, N, 2) with B = {image.shape[0]}, got shape {tuple(coords.shape)}")
     _validate.same_device(image=image, coords=coords)
+    _validate.index_count("coords", coords.shape[1], "the number of points N")
     size = _validate.coords_in_range(coords, tuple(image.shape[2:]))
     return (coords[..., 0].long() * size[1] + coords[..., 1].long()).unsqueeze(1)  # (B, 1, N)
 
@@ -55,15 +58,18 @@ def _image_points(image, coords):
 def gather_points(image, coords):
     """Point features (B, N, C) of a dense image (B, C, H, W) at coords (B, N, 2)."""
     linear = _image_points(image, coords)
-    b, c = image.shape[:2]
-    flat = image.reshape(b, c, -1)
+    b, c, h, w = image.shape
+    flat = image.reshape(b, c, h * w)  # explicit: B or C may be 0
     return flat.gather(2, linear.expand(b, c, linear.shape[2])).transpose(1, 2).contiguous()
 
 
-def scatter_points(x, coords, size, fill=0.0):
+def scatter_points(x, coords, size, fill=0.0, *, check=True):
     """(image (B, C, H, W), mask (B, 1, H, W) bool): point features x (B, N, C) written at
-    coords on a grid filled with `fill`, and where they were written."""
+    coords on a grid filled with `fill`, and where they were written. Duplicate points (which
+    would leave one of their values at random) raise ValueError unless check=False."""
     size = _validate.points(x, coords, size)
+    if check:
+        _validate.distinct(coords, size)
     b, n, c = x.shape
     image = x.new_full((b, c, size[0] * size[1]), fill)
     linear = (coords[..., 0].long() * size[1] + coords[..., 1].long()).unsqueeze(1)

@@ -18,7 +18,7 @@ namespace {
 
 
 int checked_int(int64_t v, const char* name) {
-  TORCH_CHECK(v >= 1 && v <= INT32_MAX, name, " must be in [1, 2^31), got ", v);
+  INFDIFF_CHECK_SIDE(v, name);
   return static_cast<int>(v);
 }
 
@@ -29,7 +29,11 @@ std::tuple<torch::Tensor, torch::Tensor> knn_search(const torch::Tensor& coords,
   INFDIFF_CHECK_INPUT(coords, torch::kInt32);
   TORCH_CHECK(coords.dim() == 3 && coords.size(2) == 2, "coords must be (B, N, 2)");
   const int64_t B = coords.size(0), N = coords.size(1);
+  INFDIFF_CHECK_INDEX(N, "N (points)");
   TORCH_CHECK(k >= 1 && k <= N, "k must satisfy 1 <= k <= N");
+  checked_int(h, "h");
+  checked_int(w, "w");
+  INFDIFF_CHECK_INDEX(h * w, "h * w (output cells)");
   const KnnGeometry geo = make_knn_geometry(checked_int(H, "H"), checked_int(W, "W"), checked_int(h, "h"),
                                             checked_int(w, "w"), N);
   const int64_t cells = h * w;
@@ -89,6 +93,10 @@ torch::Tensor knn_gather(const torch::Tensor& x, const torch::Tensor& index, con
   INFDIFF_CHECK_INPUT(x, x.scalar_type());
   TORCH_CHECK(x.dim() == 3, "x must be (B, N, C)");
   check_neighbours(x, index, weights);
+  checked_int(h, "h");
+  checked_int(w, "w");
+  INFDIFF_CHECK_INDEX(h * w, "h * w (output cells)");
+  INFDIFF_CHECK_INDEX(x.size(1), "N (points)");
   TORCH_CHECK(index.size(1) == h * w, "index must have h*w cells");
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2), cells = h * w, k = index.size(2);
   auto out = torch::empty({B, C, h, w}, x.options());
@@ -121,6 +129,8 @@ torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& in
   TORCH_CHECK(grad_out.dim() == 4, "grad_out must be (B, C, h, w)");
   check_neighbours(grad_out, index, weights);
   const int64_t B = grad_out.size(0), C = grad_out.size(1), cells = grad_out.size(2) * grad_out.size(3);
+  INFDIFF_CHECK_INDEX(cells, "h * w (output cells)");
+  INFDIFF_CHECK_INDEX(N, "N (points)");
   TORCH_CHECK(index.size(1) == cells, "index must have h*w cells");
   const int64_t k = index.size(2);
   const auto acc_dtype = at::toOpMathType(grad_out.scalar_type());
@@ -150,6 +160,7 @@ torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& in
 void check_points(const torch::Tensor& coords, int64_t B) {
   INFDIFF_CHECK_INPUT(coords, torch::kInt32);
   TORCH_CHECK(coords.dim() == 3 && coords.size(0) == B && coords.size(2) == 2, "coords must be (B, N, 2)");
+  INFDIFF_CHECK_INDEX(coords.size(1), "N (points)");
 }
 
 // (B, N, C): bilinear samples of y (B, C, h, w) at the points of an (H, W) lattice.

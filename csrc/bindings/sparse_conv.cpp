@@ -24,6 +24,11 @@ SparseConvShape make_shape(const torch::Tensor& x, const torch::Tensor& lookup,
   TORCH_CHECK(weight.dim() == 3 && weight.size(0) == x.size(2) && weight.size(1) == weight.size(2),
               "weight must be (C, K, K)");
   TORCH_CHECK(normalize >= 0 && normalize <= 2, "normalize code must be 0, 1 or 2");
+  INFDIFF_CHECK_INDEX(x.size(1), "N (points)");
+  INFDIFF_CHECK_SIDE(lookup.size(1), "H (lookup rows)");
+  INFDIFF_CHECK_SIDE(lookup.size(2), "W (lookup columns)");
+  TORCH_CHECK(weight.size(1) % 2 == 1, "weight's K must be odd, got ", weight.size(1));
+  INFDIFF_CHECK_INDEX(weight.size(1) * weight.size(1), "K^2 (kernel taps)");
   return SparseConvShape{x.size(0), x.size(1), x.size(2), static_cast<int>(lookup.size(1)),
                          static_cast<int>(lookup.size(2)), static_cast<int>(weight.size(1)),
                          static_cast<int>(normalize)};
@@ -131,6 +136,11 @@ std::tuple<torch::Tensor, torch::Tensor, int64_t, int64_t> build_neighbor_map_cp
   INFDIFF_CHECK_INPUT(coords, torch::kInt32);
   TORCH_CHECK(coords.device().is_cpu(), "coords must be a CPU tensor");
   TORCH_CHECK(coords.dim() == 3 && coords.size(2) == 2, "coords must be (B, N, 2)");
+  INFDIFF_CHECK_SIDE(height, "height");
+  INFDIFF_CHECK_SIDE(width, "width");
+  TORCH_CHECK(kernel_size >= 1 && kernel_size % 2 == 1, "kernel_size must be odd and >= 1, got ", kernel_size);
+  INFDIFF_CHECK_INDEX(kernel_size * kernel_size, "K^2 (kernel taps)");
+  INFDIFF_CHECK_INDEX(coords.size(1), "N (points)");
   const auto b = coords.size(0), n = coords.size(1);
   auto lookup = torch::empty({b, height, width}, coords.options());
   auto counts = torch::empty({b, n}, coords.options());

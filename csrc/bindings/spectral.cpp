@@ -19,6 +19,8 @@ namespace {
 spectral::SpectralShape grid_shape(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() >= 2, "expected a (..., H, W) grid");
   const int64_t h = x.size(-2), w = x.size(-1);
+  INFDIFF_CHECK_SIDE(h, "H");
+  INFDIFF_CHECK_SIDE(w, "W");
   return {h * w == 0 ? 0 : x.numel() / (h * w), static_cast<int>(h), static_cast<int>(w)};
 }
 
@@ -28,6 +30,8 @@ void spectral_multiply_(torch::Tensor spec, int64_t height, int64_t width, int64
   TORCH_CHECK(spec.is_complex() && spec.is_contiguous(), "spec must be a contiguous complex tensor");
   TORCH_CHECK(spec.dim() >= 2 && spec.size(-2) == height && spec.size(-1) == width / 2 + 1,
               "spec must be (..., H, W/2 + 1)");
+  INFDIFF_CHECK_SIDE(height, "height");
+  INFDIFF_CHECK_SIDE(width, "width");
   TORCH_CHECK(boundary == spectral::kPeriodic || boundary == spectral::kReflect, "unknown boundary code");
   TORCH_CHECK(mode >= spectral::kMollify && mode <= spectral::kGrf, "unknown mode code");
   const int64_t rows = height * (width / 2 + 1);

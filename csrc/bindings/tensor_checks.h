@@ -12,3 +12,19 @@
 
 #define INFDIFF_CHECK_SAME_DEVICE(a, b) \
   TORCH_CHECK((a).device() == (b).device(), #a " and " #b " must be on the same device")
+
+// Sizes the kernels index with int32 arithmetic (point indices and coordinates are int32,
+// grid sides and tap counts are ints), checked before any size is cast or any pointer read,
+// so a caller that bypassed the Python checks gets an error, never a wrapped index. A grid
+// side may be at most 2^30: row + K / 2 and padded maps past the last row stay in range.
+namespace infdiff {
+constexpr int64_t kMaxIndex = 2147483647;  // 2^31 - 1
+constexpr int64_t kMaxSide = int64_t(1) << 30;
+}  // namespace infdiff
+
+#define INFDIFF_CHECK_INDEX(value, what)                                                              \
+  TORCH_CHECK((value) >= 0 && (value) <= ::infdiff::kMaxIndex, what, " = ", (value),                 \
+              " is outside [0, 2^31 - 1], the int32 index range of the kernels")
+
+#define INFDIFF_CHECK_SIDE(value, what)                                                               \
+  TORCH_CHECK((value) >= 1 && (value) <= ::infdiff::kMaxSide, what, " must be in [1, 2^30], got ", (value))

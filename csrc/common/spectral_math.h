@@ -56,10 +56,13 @@ INFDIFF_HD T gain(int mode, T g, T nsr) {
   return mode == kWiener ? wiener_factor(g, nsr) : g;
 }
 
-// sqrt(lambda_k), lambda_k = tau^(2 alpha - 2) (4 pi^2 |k|^2 + tau^2)^(-alpha).
+// sqrt(lambda_k), lambda_k = tau^(2 alpha - 2) (4 pi^2 |k|^2 + tau^2)^(-alpha)
+//                          = tau^(-2) (1 + 4 pi^2 |k|^2 / tau^2)^(-alpha),
+// evaluated in the second form: nothing overflows for a large alpha or tau, and no
+// (alpha - 1) ln tau cancels against alpha ln tau (which lost all digits for a large alpha).
 template <typename T>
 INFDIFF_HD T grf_sqrt_eigenvalue(T k_squared, T alpha, T tau) {
-  return exp((alpha - T(1)) * log(tau) - T(0.5) * alpha * log(T(4.0 * kPi * kPi) * k_squared + tau * tau));
+  return exp(-log(tau) - T(0.5) * alpha * log1p(T(4.0 * kPi * kPi) * k_squared / (tau * tau)));
 }
 
 // |signed frequency| of FFT index k of a length-n transform.

@@ -141,19 +141,7 @@ grid_to_points_op.register_autograd(_sample_backward, setup_context=_sample_setu
 grid_to_points_backward_op.register_autograd(_adjoint_backward, setup_context=_adjoint_setup)
 
 
-def check_distinct(coords, size):
-    """ValueError when a batch element of coords (B, N, 2) holds a pixel twice."""
-    if coords.shape[1] < 2:
-        return
-    linear = (coords[..., 0].long() * size[1] + coords[..., 1].long()).sort(1).values
-    same = linear[:, 1:] == linear[:, :-1]
-    if bool(same.any()):
-        b, n = (int(i) for i in same.nonzero()[0])
-        v = int(linear[b, n])
-        raise ValueError(
-            f"coords holds duplicate points in batch element {b}: {[v // size[1], v % size[1]]} "
-            "appears more than once (pass check=False to skip this check)"
-        )
+check_distinct = _validate.distinct
 
 
 def check_distance_range(size, out_size):
@@ -176,6 +164,7 @@ def knn_to_grid(x, coords, size, out_size, k=3, *, backend=None, check=True):
     out_size = _validate.size2("out_size", out_size)
     k = _validate.k_neighbours(k, x.shape[1])
     check_distance_range(size, out_size)
+    _validate.index_count("out_size", out_size[0] * out_size[1], "the number of output cells h * w")
     backend = _dispatch.resolve_backend(backend, x.device)
     if check:
         check_distinct(coords, size)
@@ -202,6 +191,9 @@ def grid_to_points(y, coords, size, *, backend=None):
     if y.shape[2] < 1 or y.shape[3] < 1:
         raise ValueError(f"y must have h, w >= 1, got shape {tuple(y.shape)}")
     _validate.same_device(y=y, coords=coords)
+    _validate.index_count("coords", coords.shape[1], "the number of points N")
+    if max(y.shape[2:]) > _validate.MAX_SIDE:
+        raise ValueError(f"y must have h, w <= 2^30 (int32 index arithmetic), got shape {tuple(y.shape)}")
     size = _validate.coords_in_range(coords, _validate.size2("size", size))
     backend = _dispatch.resolve_backend(backend, y.device)
     if backend == "reference":

@@ -73,7 +73,7 @@ def _window_counts(lookup, coords, radius):
     b, h, w = lookup.shape
     occupied = torch.zeros((b, h + 1, w + 1), device=lookup.device, dtype=torch.int32)
     occupied[:, 1:, 1:] = (lookup >= 0).to(torch.int32)
-    table = occupied.cumsum(1, dtype=torch.int32).cumsum(2, dtype=torch.int32).view(b, -1)
+    table = occupied.cumsum(1, dtype=torch.int32).cumsum(2, dtype=torch.int32).view(b, (h + 1) * (w + 1))  # B may be 0
     rows, cols = coords[..., 0].long(), coords[..., 1].long()
     lo_r, hi_r = (rows - radius).clamp(min=0), (rows + radius + 1).clamp(max=h)
     lo_c, hi_c = (cols - radius).clamp(min=0), (cols + radius + 1).clamp(max=w)
@@ -95,6 +95,8 @@ def build_neighbor_map(coords, size, kernel_size, *, check=True) -> NeighborMap:
     size = _validate.size2("size", size)
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size K must be an odd int >= 1, got {kernel_size!r}")
+    _validate.index_count("kernel_size", kernel_size * kernel_size, "the number of kernel taps K^2")
+    _validate.index_count("coords", coords.shape[1], "the number of points N")
     with torch.no_grad():
         if coords.device.type == "cpu" and _ext.has_cpu_kernels():
             coords32 = coords.to(torch.int32).contiguous()

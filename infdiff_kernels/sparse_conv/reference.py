@@ -28,8 +28,10 @@ def sparse_depthwise_conv(x, coords, size, weight, bias=None, normalize="partial
     lookup.scatter_(1, rows * w + cols, torch.arange(n, device=x.device).expand(b, n))
     acc = torch.zeros_like(x)
     counts = torch.zeros((b, n), device=x.device, dtype=torch.long)
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
+    # offsets beyond the grid never hold a point: a K wider than the grid loops no further
+    ry, rx = min(r, h - 1), min(r, w - 1)
+    for dy in range(-ry, ry + 1):
+        for dx in range(-rx, rx + 1):
             rr, cc = rows + dy, cols + dx
             inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
             p = lookup.gather(1, rr.clamp(0, h - 1) * w + cc.clamp(0, w - 1))

@@ -21,6 +21,8 @@ def resample_kernel(weight, scale, normalize="partial"):
     scale = _validate.positive_finite("scale", scale)
     _validate.choice("normalize", normalize, _validate.NORMALIZE_MODES)
     r = k // 2
+    span = 2 * r * scale + 2  # > K' (a float: no overflow error for a huge scale)
+    _validate.index_count("scale", span * span, f"the resampled kernel's taps K'^2 (K = {k}, scale = {scale})")
     r_new = math.floor(r * scale + 0.5)
     if r == 0 or r_new == 0:
         return weight[:, r : r + 1, r : r + 1].clone()

@@ -90,11 +90,7 @@ def _(z, alpha, tau, backend):
 
 
 def _grid(name, u):
-    _validate.tensor(name, u)
-    if u.dim() < 2:
-        raise ValueError(f"{name} must be a (..., H, W) grid with at least 2 dimensions, got shape {tuple(u.shape)}")
-    _validate.dtype_in(name, u, _validate.SPECTRAL_DTYPES)
-    return u
+    return _validate.spatial_grid(name, u)
 
 
 def _boundary(boundary):
@@ -116,6 +112,8 @@ def _grid_shape(shape):
         raise ValueError(f"shape must be a sequence (..., H, W) of ints, got {shape!r}") from None
     if len(dims) < 2 or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in dims) or min(dims[-2:]) < 1:
         raise ValueError(f"shape must be (..., H, W) with ints >= 0 and H, W >= 1, got {shape!r}")
+    if max(dims[-2:]) > _validate.MAX_SIDE:
+        raise ValueError(f"shape must have H, W <= 2^30 (int32 index arithmetic), got {shape!r}")
     return dims
 
 
@@ -127,7 +125,7 @@ def _per_batch(name, value, x0):
             raise ValueError(f"{name} must be a float or a tensor of shape (B,) = ({b},), got shape {tuple(value.shape)}")
         _validate.dtype_in(name, value, _validate.FLOAT_DTYPES)
         _validate.same_device(x0=x0, **{name: value})
-        return value.to(x0.dtype).contiguous()
+        return _validate.finite_values(name, value).to(x0.dtype).contiguous()
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite float or a (B,) tensor, got {value!r}")
     return torch.full((b,), float(value), dtype=x0.dtype, device=x0.device)
@@ -145,6 +143,8 @@ def _noise(shape, generator, dtype, device):
 
 
 def _filter(u, sigma, nsr, boundary, mode, backend):
+    if u.numel() == 0:  # no grid to filter (B = 0): FFT libraries reject empty batches
+        return u.clone()
     if backend == "reference":
         return reference.spectral_filter(u, sigma, boundary, mode, nsr)
     return spectral_filter_op(u.contiguous(), sigma, nsr, boundary, mode, backend)
@@ -155,7 +155,7 @@ def mollify(u, sigma, boundary="reflect", *, backend=None):
     in domain units ([0, 1]^2), with "reflect" (even extension, a DCT-II domain filter) or
     "periodic" boundaries (SPEC section 3)."""
     _grid("u", u)
-    sigma = _validate.positive_finite("sigma", sigma, allow_zero=True)
+    sigma = _validate.sigma(sigma)
     code = _boundary(boundary)
     backend = _dispatch.resolve_backend(backend, u.device)
     return _filter(u, sigma, 0.0, code, MOLLIFY, backend)
@@ -165,7 +165,7 @@ def wiener(u, sigma, nsr=0.05, boundary="reflect", *, backend=None):
     """Undoes mollify(., sigma, boundary) up to the noise-to-signal ratio nsr: each
     coefficient is multiplied by G / (G^2 + nsr)."""
     _grid("u", u)
-    sigma = _validate.positive_finite("sigma", sigma, allow_zero=True)
+    sigma = _validate.sigma(sigma)
     nsr = _validate.positive_finite("nsr", nsr)
     code = _boundary(boundary)
     backend = _dispatch.resolve_backend(backend, u.device)
@@ -186,9 +186,11 @@ def q_sample(x0, noise, a, s, sigma, boundary="reflect", *, backend=None):
         raise ValueError(f"x0 must be (B, ..., H, W) with at least 3 dimensions, got shape {tuple(x0.shape)}")
     a = _per_batch("a", a, x0)
     s = _per_batch("s", s, x0)
-    sigma = _validate.positive_finite("sigma", sigma, allow_zero=True)
+    sigma = _validate.sigma(sigma)
     code = _boundary(boundary)
     backend = _dispatch.resolve_backend(backend, x0.device)
+    if x0.numel() == 0:  # B = 0: nothing to transform
+        return x0 + noise
     if backend == "reference":
         return reference.q_sample(x0, noise, a, s, sigma, code)
     return q_sample_op(x0.contiguous(), noise.contiguous(), a, s, sigma, code, backend)
@@ -202,7 +204,10 @@ def gaussian_random_field(shape, alpha, tau, generator=None, dtype=torch.float32
     alpha = _greater_than_one("alpha", alpha)
     tau = _validate.positive_finite("tau", tau)
     z = _noise(shape, generator, dtype, device)
+    _validate.grf_parameters(alpha, tau, dtype)
     backend = _dispatch.resolve_backend(backend, z.device)
+    if z.numel() == 0:
+        return z
     if backend == "reference":
         return reference.gaussian_random_field(z, alpha, tau)
     return grf_op(z, alpha, tau, backend)
@@ -211,7 +216,7 @@ def gaussian_random_field(shape, alpha, tau, generator=None, dtype=torch.float32
 def mollified_noise(shape, sigma, boundary="reflect", generator=None, *, dtype=torch.float32, device=None, backend=None):
     """mollify(white noise of unit pixel variance), shape (..., H, W)."""
     shape = _grid_shape(shape)
-    sigma = _validate.positive_finite("sigma", sigma, allow_zero=True)
+    sigma = _validate.sigma(sigma)
     code = _boundary(boundary)
     z = _noise(shape, generator, dtype, device)
     backend = _dispatch.resolve_backend(backend, z.device)

@@ -62,8 +62,9 @@ def q_sample(x0, noise, a, s, sigma, boundary=REFLECT):
 
 def grf_sqrt_eigenvalues(h, w, alpha, tau, dtype, device):
     k2 = squared_frequencies(h, w, torch.float64, device)
-    lam = tau ** (2 * alpha - 2) * (4 * math.pi**2 * k2 + tau**2) ** (-alpha)
-    return lam.sqrt().to(dtype)
+    # lam = tau^(2 alpha - 2) (4 pi^2 k2 + tau^2)^(-alpha) = tau^(-2) (1 + 4 pi^2 k2 / tau^2)^(-alpha),
+    # in the second form (as its square root, in logs): nothing overflows for large alpha or tau
+    return torch.exp(-math.log(tau) - 0.5 * alpha * torch.log1p(4 * math.pi**2 * k2 / tau**2)).to(dtype)
 
 
 def gaussian_random_field(z, alpha, tau):

@@ -40,7 +40,15 @@ def _periodic_kernel(spec, params, H, W, WC, MODE: tl.constexpr, BLOCK: tl.const
         scale = tl.load(params + 4)
         four_pi_sq = tl.load(params + 5)
         k_sq = ky * ky + kx * kx
-        f = scale * tl.exp((alpha - 1.0) * log_tau - 0.5 * alpha * tl.log(four_pi_sq * k_sq + tl.exp(2.0 * log_tau)))
+        # tau^(-2) (1 + 4 pi^2 |k|^2 / tau^2)^(-alpha): no overflow or cancellation for large alpha, tau;
+        # log1p(q) by Kahan's trick (log(u) q / (u - 1), u = 1 + q): log(1 + q) is 0 for q < 2^-24 in
+        # float32, which a large alpha would turn into a kept mode
+        q = four_pi_sq * k_sq * tl.exp(-2.0 * log_tau)
+        u = 1.0 + q
+        # q / (u - 1) only where it is 0 < u - 1 <= 1 (1 elsewhere): no 0/0 or inf/inf in either branch
+        ratio = tl.minimum(q, 1.0) / tl.where(u == 1.0, 1.0, tl.minimum(u, 2.0) - 1.0)
+        log1p_q = tl.where(u == 1.0, q, tl.log(u) * ratio)
+        f = scale * tl.exp(-log_tau - 0.5 * alpha * log1p_q)
     else:
         f = _gain(ky, kx, rate, nsr, MODE)
     base = spec + (row.to(tl.int64) * WC + k2) * 2
