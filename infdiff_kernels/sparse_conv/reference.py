@@ -37,7 +37,9 @@ def sparse_depthwise_conv(x, coords, size, weight, bias=None, normalize="partial
             p = lookup.gather(1, rr.clamp(0, h - 1) * w + cc.clamp(0, w - 1))
             present = inside & (p >= 0)
             neighbour = x.gather(1, p.clamp(min=0).unsqueeze(-1).expand(b, n, c))
-            acc = acc + weight[:, dy + r, dx + r] * neighbour * present.unsqueeze(-1).to(x.dtype)
+            # where, not a 0/1 product: an absent neighbour reads point 0, whose NaN/Inf times 0 would be NaN
+            neighbour = torch.where(present.unsqueeze(-1), neighbour, torch.zeros((), dtype=x.dtype, device=x.device))
+            acc = acc + weight[:, dy + r, dx + r] * neighbour
             counts += present
     out = _window_scale(counts, normalize, k, x.dtype).unsqueeze(-1) * acc
     return out + bias if bias is not None else out

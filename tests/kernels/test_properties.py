@@ -321,6 +321,70 @@ def test_mollified_noise_is_mollified_white_noise(shape, sigma, boundary, dtype,
             assert_matches(got, want, dtype, backend)
 
 
+@_settings(30)
+@given(pts=point_sets(allow_empty=False), half=st.integers(0, 3), dtype=st.sampled_from(FLOATS),
+       op=st.sampled_from(["conv", "knn", "grid"]), data=st.data())
+def test_non_finite_inputs_propagate_exactly_like_the_reference(pts, half, dtype, op, data):
+    """NaN/Inf features reach exactly the outputs whose windows (neighbours, bilinear taps)
+    hold them, on every backend: never swallowed, never spread to other outputs."""
+    coords, size, g = pts
+    b, n = coords.shape[:2]
+    x = randn((b, n, 2), g, dtype)
+    y = randn((b, 2, 4, 5), g, dtype)
+    target = x if op != "grid" else y
+    flat = target.view(-1)
+    for _ in range(data.draw(st.integers(1, 3))):
+        flat[data.draw(st.integers(0, flat.numel() - 1))] = data.draw(st.sampled_from(NON_FINITE))
+    k = 2 * half + 1
+    weight = randn((2, k, k), g, dtype)
+    calls = {
+        "conv": lambda be, t: ik.sparse_depthwise_conv(t, coords, size, weight.to(t.dtype), backend=be),
+        "knn": lambda be, t: ik.knn_to_grid(t, coords, size, (3, 4), min(n, 2), backend=be),
+        "grid": lambda be, t: ik.grid_to_points(t, coords, size, backend=be),
+    }
+    with no_hang():
+        want = calls[op]("reference", target.double())
+        for backend in BACKENDS:
+            got = calls[op](backend, target)
+            assert torch.equal(torch.isfinite(got), torch.isfinite(want)), backend
+            if op == "grid":
+                # known difference: at the last row/column the compiled kernels read the clamped
+                # upper tap with weight 0, so an Inf there gives NaN where F.grid_sample (which
+                # skips the out-of-bounds tap) gives Inf; both are non-finite
+                got, want_cmp = got.masked_fill(~torch.isfinite(got), 0), want.masked_fill(~torch.isfinite(want), 0)
+                assert_matches(got, want_cmp, dtype, backend)
+                continue
+            assert torch.equal(torch.isnan(got), torch.isnan(want)), backend
+            assert_matches(got, want, dtype, backend)
+    if op == "conv":  # only points whose window holds a non-finite feature are non-finite
+        bad = ~torch.isfinite(x).all(-1)
+        for bb in range(b):
+            for i, (r, c) in enumerate(coords[bb].tolist()):
+                near = ((coords[bb, :, 0] - r).abs() <= half) & ((coords[bb, :, 1] - c).abs() <= half)
+                assert bool(torch.isfinite(want[bb, i]).all()) == (not bool((near & bad[bb]).any()))
+
+
+@_settings(30)
+@given(channels=st.integers(0, 3), half=st.integers(0, 5), scale=st.floats(0.05, 8), seed=st.integers(0, 2**16),
+       normalize=st.sampled_from(("partial", "mean", "none")), dtype=st.sampled_from(FLOATS))
+def test_resample_kernel_follows_the_spec(channels, half, scale, seed, normalize, dtype):
+    k = 2 * half + 1
+    weight = randn((channels, k, k), torch.Generator().manual_seed(seed), dtype)
+    out = ik.resample_kernel(weight, scale, normalize)
+    r_new = math.floor(half * scale + 0.5)
+    if half == 0 or r_new == 0:
+        assert torch.equal(out, weight[:, half : half + 1, half : half + 1])
+        return
+    size = 2 * r_new + 1
+    want = F.interpolate(weight.double().unsqueeze(1), size=(size, size), mode="bilinear", align_corners=True)[:, 0]
+    if normalize != "mean":
+        want = want * (half / r_new) ** 2
+    assert out.shape == (channels, size, size) and out.dtype == dtype
+    assert_matches(out, want, dtype)
+    if r_new == half:
+        assert_matches(out, weight, dtype)  # the same size: the same kernel
+
+
 # ------------------------------------------------------------------ coordinates
 
 
