@@ -109,6 +109,12 @@ def test_apis_refuse(evil, tiny_cfg):
         load_for_sampling(path)
     with pytest.raises(CheckpointError, match="refused"):
         Trainer(tiny_cfg, resume=path, quiet=True)
+    try:
+        from infdiff.evaluate import evaluate_checkpoint
+    except ImportError:  # the eval package is optional here
+        return
+    with pytest.raises(CheckpointError, match="refused"):
+        evaluate_checkpoint(path, [16], n=2, out_dir=str(os.path.dirname(path)))
 
 
 def _filled_argv(command, ckpt, out):
@@ -144,7 +150,13 @@ def _checkpoint_commands():
 
 
 def test_every_checkpoint_command_is_covered():
-    assert {"sample", "inpaint", "superres", "quality", "train"} <= set(_checkpoint_commands())
+    commands = set(_checkpoint_commands())
+    assert {"sample", "inpaint", "superres", "quality", "train"} <= commands
+    try:
+        import infdiff.evaluate  # noqa: F401
+    except ImportError:
+        return
+    assert "eval" in commands
 
 
 @pytest.mark.parametrize("command", _checkpoint_commands())
