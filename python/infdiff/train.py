@@ -279,7 +279,7 @@ class Trainer:
         budget = 60 * t.max_minutes
         if budget:  # the bar shows the time budget; the steps go in its postfix
             bar = tqdm(total=round(budget), initial=min(round(self.elapsed), round(budget)), disable=self.quiet,
-                       dynamic_ncols=True, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total} s of the time budget [{postfix}]")
+                       dynamic_ncols=True, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total} s of the time budget{postfix}")
         else:
             bar = tqdm(total=total, initial=self.step, disable=self.quiet, dynamic_ncols=True)
         losses, window, last = [], [], time.perf_counter()
