@@ -113,7 +113,7 @@ def cmd_sample(args):
     _positive("--steps", args.steps)
     for res in args.resolution:
         _positive("--resolution", res)
-    cfg, model, diff = load_for_sampling(args.ckpt)
+    cfg, model, diff = load_for_sampling(args.ckpt, overrides=dict(parse_override(o) for o in args.set or []))
     os.makedirs(args.out, exist_ok=True)
     arrays = {}
     for res in args.resolution:
@@ -209,6 +209,8 @@ def build_parser():
     s.add_argument("--format", choices=["png", "npz"], default="png",
                    help="png: one grid per resolution; npz: the raw float32 arrays in [-1, 1], "
                         "one array 'samples_<R>px' (n, C, R, R) per resolution, for external FID tools")
+    s.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE",
+                   help="a sampling setting other than the checkpoint's (diffusion.wiener_nsr, noise, sampler, sample_steps)")
     s.set_defaults(func=cmd_sample)
     d = sub.add_parser("demo", help="train the MNIST preset on this CPU, then sample at 28/56/112 px")
     d.add_argument("--config", default=None, help="default: configs/mnist.yaml")

@@ -283,4 +283,7 @@ def parse_override(text):
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.field=value")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as err:  # safe_load: a !!python tag is refused here, never run
+        raise ConfigError(f"override {key.strip()}: value {raw!r} is not valid YAML ({err.__class__.__name__})") from None

@@ -11,12 +11,25 @@ from .config import from_dict
 from .diffusion import MollifiedDiffusion
 
 
-def load_for_sampling(ckpt_path, device="cpu"):
-    """(config, EMA model in eval mode, diffusion) from a training checkpoint."""
+# what may differ from training when sampling: the model was trained the same way whatever these are
+SAMPLING_FIELDS = ("diffusion.wiener_nsr", "diffusion.noise", "diffusion.sampler", "diffusion.sample_steps")
+
+
+def load_for_sampling(ckpt_path, device="cpu", overrides=None):
+    """(config, EMA model in eval mode, diffusion) from a training checkpoint. overrides:
+    {"diffusion.wiener_nsr": 0.01, ...}, only SAMPLING_FIELDS (e.g. to choose the Wiener
+    ratio by evaluation, or to sample with the old per-pixel noise for a comparison)."""
     from .train import build_model
 
     state = load_checkpoint(ckpt_path, map_location=device)
-    cfg = from_dict(state["config"])
+    values = state["config"]
+    for key, value in (overrides or {}).items():
+        if key not in SAMPLING_FIELDS:
+            raise ValueError(f"--set {key}: only sampling settings can be changed for a trained model "
+                             f"({', '.join(SAMPLING_FIELDS)})")
+        section, name = key.split(".")
+        values = {**values, section: {**values.get(section, {}), name: value}}
+    cfg = from_dict(values)
     model = build_model(cfg).to(device)
     model.load_state_dict(state["ema"])
     return cfg, model.eval(), MollifiedDiffusion(cfg)

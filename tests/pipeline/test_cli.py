@@ -25,6 +25,13 @@ def test_train_sample_demo_end_to_end(tmp_path, capsys):
         assert sorted(arrays.files) == ["samples_16px", "samples_32px"]
         assert arrays["samples_32px"].shape == (3, 1, 32, 32) and arrays["samples_32px"].dtype == np.float32
         assert np.isfinite(arrays["samples_16px"]).all() and np.abs(arrays["samples_16px"]).max() <= 1
+    # sampling settings may change after training (to choose nsr by evaluation, or to compare noises)
+    argv = ["sample", "--ckpt", ckpt, "--resolution", "32", "--steps", "2", "--n", "1", "--out", npz_dir]
+    assert main(argv + ["--set", "diffusion.noise=pixel", "--set", "diffusion.wiener_nsr=0.05"]) == 0
+    assert main(argv + ["--set", "model.channels=4"]) == 2
+    assert "--set model.channels: only sampling settings" in capsys.readouterr().err
+    assert main(argv + ["--set", "diffusion.noise=white"]) == 2
+    assert "diffusion.noise" in capsys.readouterr().err
     for flag in ("--n", "--steps", "--resolution"):
         assert main(["sample", "--ckpt", ckpt, flag, "0", "--out", npz_dir]) == 2
         assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err

@@ -48,3 +48,13 @@ def test_overrides_are_validated(tmp_path):
     assert load_config(TINY, {"train.steps": 3}).train.steps == 3
     with pytest.raises(ConfigError, match="train.coord_fraction"):
         load_config(TINY, {"train.coord_fraction": -1})
+
+
+def test_override_values_are_safe_yaml(tmp_path):
+    from infdiff.config import parse_override
+
+    marker = tmp_path / "ran"
+    for raw in (f"!!python/object/apply:os.system ['touch {marker}']", "[1, 2", "{a: b"):
+        with pytest.raises(ConfigError, match="override train.steps"):
+            parse_override(f"train.steps={raw}")
+    assert not marker.exists()

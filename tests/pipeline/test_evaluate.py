@@ -239,6 +239,13 @@ def test_eval_cli(tiny_ckpt, tmp_path, capsys):
     # default resolutions: 1x, 2x, 4x the training resolution (16 px)
     assert saved["seed"] == 1 and saved["resolutions"] == [16, 32, 64] and saved["steps"] == 2
     assert os.path.isfile(os.path.join(out, "report.md"))
+    # sampling settings other than the checkpoint's are recorded with the results
+    args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--n", "4", "--steps", "2", "--resolution", "16",
+                              "--out", out, "--set", "diffusion.wiener_nsr=0.3", "--set", "diffusion.noise=pixel"])
+    assert args.func(args) == 0
+    with open(os.path.join(out, "eval.json")) as fh:
+        saved = json.load(fh)
+    assert saved["wiener_nsr"] == 0.3 and saved["noise"] == "pixel"
     args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--n", "-3", "--out", out])
     with pytest.raises(ValueError, match="--n"):
         args.func(args)

@@ -18,11 +18,17 @@ def register(subparsers):
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint folder>/eval)")
     p.add_argument("--cache-dir", default=None,
                    help="feature CNN weights folder (default: $INFDIFF_CACHE, else ~/.cache/infdiff)")
+    p.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE",
+                   help="sample with another setting than the checkpoint's: diffusion.wiener_nsr, diffusion.noise, "
+                        "diffusion.sampler or diffusion.sample_steps")
     p.set_defaults(func=cmd_eval)
     return p
 
 
 def cmd_eval(args):
+    from ..config import parse_override
+
+    overrides = dict(parse_override(o) for o in args.set or [])
     evaluate_checkpoint(args.ckpt, args.resolution, args.n, steps=args.steps, seed=args.seed, out_dir=args.out,
-                        batch=args.batch, cache_dir=args.cache_dir)
+                        batch=args.batch, cache_dir=args.cache_dir, overrides=overrides)
     return 0

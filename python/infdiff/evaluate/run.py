@@ -190,17 +190,18 @@ def check_arguments(n, resolutions, steps=None, batch=DEFAULT_BATCH):
 
 
 def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=None, batch=DEFAULT_BATCH,
-                        cache_dir=None, log=print):
+                        cache_dir=None, log=print, overrides=None):
     """Sample n images at each resolution (None: 1x, 2x and 4x the training resolution) from the
     checkpoint's EMA model (DDIM/DDPM with `steps` steps, default the config's; generator
     seeded with `seed` at each resolution), then `evaluate_samples` them into out_dir
-    (default: <checkpoint folder>/eval). Returns the results."""
+    (default: <checkpoint folder>/eval). overrides: sampling settings that differ from the
+    checkpoint's config (`infdiff.sample.SAMPLING_FIELDS`). Returns the results."""
     from ..sample import load_for_sampling, sample_images
 
     check_arguments(n, resolutions, steps, batch)
     if not os.path.isfile(ckpt_path):
         raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {ckpt_path}")
-    cfg, model, diffusion = load_for_sampling(ckpt_path)
+    cfg, model, diffusion = load_for_sampling(ckpt_path, overrides=overrides)
     resolutions = resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]
     small = [r for r in resolutions if r < cfg.model.kernel_size]
     if small:
@@ -219,5 +220,6 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         timing[str(res)] = round(time.time() - t, 1)
         log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s")
     meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or cfg.diffusion.sample_steps,
-            "sampler": cfg.diffusion.sampler, "sampling_seconds": timing}
+            "sampler": cfg.diffusion.sampler, "wiener_nsr": cfg.diffusion.wiener_nsr, "noise": cfg.diffusion.noise,
+            "overrides": dict(overrides or {}), "sampling_seconds": timing}
     return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
