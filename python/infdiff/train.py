@@ -251,7 +251,8 @@ class Trainer:
         return loss.detach()
 
     def _log_metrics(self, row):
-        new = not os.path.exists(self.metrics_path)
+        # empty: a run killed between creating the file and its first write; it still needs the header
+        new = not os.path.exists(self.metrics_path) or os.path.getsize(self.metrics_path) == 0
         with open(self.metrics_path, "a", newline="") as fh:
             writer = csv.writer(fh)
             if new:

@@ -53,3 +53,17 @@ def test_sample_from_checkpoint_any_resolution(tiny_cfg, tmp_path):
     from PIL import Image
 
     assert Image.open(path).size == (2 * 33 + 1, 2 * 33 + 1)
+
+
+def test_metrics_file_left_empty_by_a_kill_gets_its_header(tiny_cfg):
+    """A run killed between creating metrics.csv and its first write leaves an empty file; the
+    next run must still write the header (readers key the rows by it)."""
+    import csv
+
+    os.makedirs(tiny_cfg.train.out_dir, exist_ok=True)
+    path = os.path.join(tiny_cfg.train.out_dir, "metrics.csv")
+    open(path, "w").close()
+    Trainer(tiny_cfg, quiet=True).fit(stop_at=5)
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [5]
