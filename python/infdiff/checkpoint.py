@@ -19,11 +19,12 @@ import argparse
 import os
 import pickle
 import sys
-import tempfile
 import warnings
 from collections import OrderedDict
 
 import torch
+
+from ._atomic import atomic_write
 
 
 class CheckpointError(RuntimeError):
@@ -69,37 +70,13 @@ def _remove_stale_temps(path):
                 pass
 
 
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(state, path):
     """Write {"format": FORMAT, **state} to `path` atomically: readers (and a resume after a
     crash at any instant) see the previous file or the new one, never a partial one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_name(path, os.getpid()), suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, **state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file, never half
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)  # the rename itself survives a power loss
+    with atomic_write(path, prefix=_tmp_name(path, os.getpid())) as fh:
+        torch.save({"format": FORMAT, **state}, fh)
 
 
 def _unsafe_globals(path):

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import torch
 
+from ._atomic import atomic_write
 from .checkpoint import load_checkpoint
 from .config import from_dict
 from .diffusion import MollifiedDiffusion
@@ -52,12 +53,8 @@ def sample_images(model, diffusion, cfg, n, resolution, steps=None, sampler=None
 def save_npz(arrays, path):
     """{resolution: samples (n, C, R, R)} as one .npz of float32 arrays `samples_<R>px`,
     written atomically (a reader never sees half a file)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path) as fh:
         np.savez(fh, **{f"samples_{r}px": x.float().cpu().numpy() for r, x in arrays.items()})
-    os.replace(tmp, path)
     return path
 
 

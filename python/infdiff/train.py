@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ._atomic import atomic_write
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, from_dict
 from .data import build_dataset
@@ -357,10 +358,8 @@ class Trainer:
             rows = list(csv.reader(fh))
         keep = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= self.step]
         if len(keep) != len(rows):
-            tmp = self.metrics_path + ".tmp"
-            with open(tmp, "w", newline="") as fh:
+            with atomic_write(self.metrics_path, "w", newline="") as fh:
                 csv.writer(fh).writerows(keep)
-            os.replace(tmp, self.metrics_path)
 
 
 def train(cfg, resume=None, quiet=False):

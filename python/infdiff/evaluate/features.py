@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._atomic import atomic_write
+
 CONFIDENT = 0.9
 MAX_ENTROPY = math.log(10)  # entropy of 10 equally frequent classes
 INPUT_RESOLUTION = 28
@@ -170,10 +172,8 @@ def load_cached(weights, train, log=print):
             log(f"retraining the feature CNN: cached weights {weights} are unreadable ({type(err).__name__})")
     log(f"training the feature CNN (once; cached as {weights})")
     model = train()
-    os.makedirs(os.path.dirname(os.path.abspath(weights)), exist_ok=True)
-    tmp = f"{weights}.tmp{os.getpid()}"  # write then rename: a concurrent reader never sees half a file
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, weights)
+    with atomic_write(weights) as fh:  # a concurrent reader never sees half a file
+        torch.save(model.state_dict(), fh)
     return model
 
 
