@@ -1,0 +1,238 @@
+"""Benchmark of one full training step (forward, backward, AdamW, EMA: `Trainer.train_step`)
+of the ∞-Diff network at coordinate fractions 1 .. 1/16, against the paper's Table 3.
+
+    python -m bench.train_step             # 64^2 and 128^2, fractions 1, 1/2, 1/4, 1/8, 1/16
+    python -m bench.train_step --quick     # 64^2, fractions 1 and 1/4, fewer repeats
+    python -m bench.train_step --sizes 128 --no-memory --no-profile   # the speedups alone
+
+The model is the paper-shaped preset `configs/paper_shape.yaml` (3 sparse blocks of 64
+channels, kernel 7, the grid U-Net on a grid of R/2), the same weights and the same batch of
+B images for every fraction; the repetitions of the fractions are interleaved in one process
+(round-robin) so a burst of load from elsewhere hits them alike. Reported per fraction:
+- speedup = step time at fraction 1 / step time at the fraction (median; min..max of the
+  per-repetition ratios as the spread), next to the paper's (FFHQ 128, Table 3);
+- peak memory of a step (CUDA: max_memory_allocated; CPU: the peak resident set of a child
+  process that runs the steps, above its resident set before the first step);
+- the share of step time per component from torch.profiler: each op's self time goes to the
+  component its name belongs to (sparse conv, neighbour map, k-NN lerp, spectral ops, grid
+  U-Net, pointwise layers, optimizer, other).
+The JSON (bench/results/train_step.json) has at its top level
+`"train_step_speedup": {"<R>": {"1": 1.0, "0.5": ..., ...}}`.
+"""
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from infdiff.config import load_config
+from infdiff.train import Trainer
+
+from ._common import Timing, arg_parser, ratio_table, time_side_by_side, write_json
+
+FAMILY = "train_step"
+ROOT = Path(__file__).resolve().parent.parent
+PRESET = ROOT / "configs" / "paper_shape.yaml"
+FULL_SIZES = (64, 128)
+QUICK_SIZES = (64,)
+FULL_FRACTIONS = (Fraction(1), Fraction(1, 2), Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))
+QUICK_FRACTIONS = (Fraction(1), Fraction(1, 4))
+# Table 3 of the paper (FFHQ 128, training-step speedup vs all coordinates); 1/2 and 1/16
+# are not in the table.
+PAPER_SPEEDUP = {Fraction(1): 1.0, Fraction(1, 4): 1.3, Fraction(1, 8): 1.6}
+BATCH = {64: 8, 128: 4, 256: 2}
+
+# Which component an op's self time belongs to: the first rule whose substring is in the op
+# name (lower case) wins. Custom ops carry the "infdiff::" prefix; the grid U-Net is the only
+# user of 2-d convolutions, group norm, attention and resizing in the network.
+COMPONENT_RULES = (
+    ("neighbour map", ("neighbor", "neighbour")),
+    ("sparse conv", ("sparse_depthwise_conv",)),
+    ("k-NN lerp", ("knn_", "grid_to_points")),
+    ("spectral ops", ("spectral", "q_sample", "gaussian_random_field", "fft")),
+    ("optimizer", ("optimizer", "_foreach", "adam")),
+    ("grid U-Net", ("conv2d", "convolution", "group_norm", "attention", "upsample", "avg_pool", "softmax", "bmm")),
+    ("pointwise layers", ("linear", "addmm", "mm", "layer_norm", "gelu", "silu", "mul", "add", "native_dropout")),
+)
+COMPONENTS = [name for name, _ in COMPONENT_RULES] + ["other"]
+
+
+def component_of(op_name: str) -> str:
+    name = op_name.lower()
+    for component, needles in COMPONENT_RULES:
+        if any(n in name for n in needles):
+            return component
+    return "other"
+
+
+def paper_config(resolution: int, device: str):
+    """The paper-shaped preset at `resolution` with its grid at R/2, training in fp32 on
+    `device` (bf16 autocast is ~10x slower than fp32 on CPUs without native bf16)."""
+    return load_config(str(PRESET), overrides={
+        "data.resolution": resolution, "model.grid_size": resolution // 2, "train.device": device,
+        "train.precision": "fp32",
+    })
+
+
+def make_trainer(resolution: int, device: str, seed: int = 0):
+    cfg = paper_config(resolution, device)
+    torch.manual_seed(seed)
+    trainer = Trainer(cfg, quiet=True)
+    g = torch.Generator().manual_seed(seed)
+    batch = torch.rand(BATCH.get(resolution, 2), cfg.data.channels, resolution, resolution, generator=g) * 2 - 1
+    return trainer, batch.to(trainer.device)
+
+
+def step_fn(trainer, x0, fraction):
+    def run():
+        trainer.cfg.train.coord_fraction = float(fraction)
+        trainer.train_step(x0)
+    return run
+
+
+def label(fraction: Fraction) -> str:
+    return "1" if fraction == 1 else f"1/{fraction.denominator}"
+
+
+def time_fractions(resolution, fractions, device, repeats):
+    trainer, x0 = make_trainer(resolution, device)
+    fns = {label(f): step_fn(trainer, x0, f) for f in fractions}
+    return time_side_by_side(fns, case=f"{resolution}^2 B={x0.shape[0]}", device=device, warmup=1, repeats=repeats)
+
+
+def speedups(timings, fractions):
+    """{fraction: (median speedup, min, max)}: per repetition r, time(1)_r / time(f)_r."""
+    by_impl = {t.impl: t for t in timings}
+    base = by_impl[label(Fraction(1))]
+    out = {}
+    for f in fractions:
+        t = by_impl[label(f)]
+        if t.skipped or base.skipped:
+            continue
+        ratios = [b / x for b, x in zip(base.all_s, t.all_s)]
+        out[f] = (statistics.median(ratios), min(ratios), max(ratios))
+    return out
+
+
+def profile_shares(resolution, fraction, device, steps=2):
+    """{component: share of the profiled self time} over `steps` training steps."""
+    trainer, x0 = make_trainer(resolution, device)
+    run = step_fn(trainer, x0, fraction)
+    run()  # warm up outside the profile (first-call allocations, lazy inits)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.device(device).type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(steps):
+            run()
+    totals = dict.fromkeys(COMPONENTS, 0.0)
+    use_cuda = torch.device(device).type == "cuda"
+    for event in prof.key_averages():
+        self_time = event.self_device_time_total if use_cuda else event.self_cpu_time_total
+        totals[component_of(event.key)] += self_time
+    whole = sum(totals.values()) or 1.0
+    return {k: v / whole for k, v in totals.items()}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_probe(resolution, fraction, device, steps=2) -> int:
+    """Peak bytes a step needs above the state before it (weights, optimizer, batch)."""
+    trainer, x0 = make_trainer(resolution, device)
+    run = step_fn(trainer, x0, fraction)
+    if torch.device(device).type == "cuda":
+        run()
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(steps):
+            run()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    base = _rss_bytes()
+    for _ in range(steps):
+        run()
+    # ru_maxrss (KiB on Linux) is the process's peak; the child runs nothing else.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+
+
+def peak_memory(resolution, fraction, device) -> int:
+    """memory_probe in a fresh process, so one fraction's peak cannot hide another's."""
+    code = ("import sys, json; from fractions import Fraction; from bench.train_step import memory_probe; "
+            f"print(json.dumps(memory_probe({resolution}, Fraction('{fraction}'), '{device}')))")
+    # A fixed mmap threshold makes glibc map every large tensor on its own and unmap it when
+    # freed, so the resident set follows the live tensors instead of a grown heap.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return int(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def speedup_table(resolution, fractions, sp, memory):
+    lines = [f"{resolution}^2: training-step speedup vs all coordinates (median, min..max over repetitions)",
+             f"{'fraction':>9}  {'speedup':>8}  {'spread':>13}  {'paper':>6}  {'ideal':>6}  {'peak mem':>9}"]
+    base_mem = memory.get(Fraction(1))
+    for f in fractions:
+        if f not in sp:
+            lines.append(f"{label(f):>9}  skipped")
+            continue
+        med, lo, hi = sp[f]
+        paper = f"{PAPER_SPEEDUP[f]:.1f}x" if f in PAPER_SPEEDUP else "-"
+        mem = f"{memory[f] / base_mem:.2f}x" if f in memory and base_mem else "-"
+        lines.append(f"{label(f):>9}  {med:7.2f}x  {lo:5.2f}..{hi:5.2f}x  {paper:>6}  {float(1 / f):5.0f}x  {mem:>9}")
+    if memory:
+        lines.append("peak mem: a step's peak memory above the state before it, relative to fraction 1")
+    return "\n".join(lines)
+
+
+def shares_table(title, shares):
+    return title + "\n" + "\n".join(f"  {k:<17} {100 * v:5.1f} %" for k, v in shares.items() if v > 0)
+
+
+def main(argv=None):
+    parser = arg_parser(__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", help="image resolutions (default 64 128; --quick: 64)")
+    parser.add_argument("--fractions", nargs="+", help="coordinate fractions such as 1 1/4 (1 is always added)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    parser.add_argument("--no-profile", action="store_true", help="skip the torch.profiler component shares")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
+    fractions = [Fraction(f) for f in args.fractions] if args.fractions else list(QUICK_FRACTIONS if args.quick else FULL_FRACTIONS)
+    if Fraction(1) not in fractions:
+        fractions.insert(0, Fraction(1))
+    repeats = args.repeats or (3 if args.quick else 5)
+    device = args.device
+
+    timings, extra = [], {"train_step_speedup": {}, "peak_memory_bytes": {}, "component_share": {}, "paper_speedup": {
+        str(float(f)): s for f, s in PAPER_SPEEDUP.items()}, "preset": str(PRESET.relative_to(ROOT))}
+    print(f"threads: {torch.get_num_threads()}, device: {device}, preset: {PRESET.relative_to(ROOT)}", flush=True)
+    for resolution in sizes:
+        t = time_fractions(resolution, fractions, device, repeats)
+        timings += t
+        sp = speedups(t, fractions)
+        memory = {} if args.no_memory else {f: peak_memory(resolution, f, device) for f in fractions}
+        print(speedup_table(resolution, fractions, sp, memory), flush=True)
+        extra["train_step_speedup"][str(resolution)] = {
+            ("1" if f == 1 else str(float(f))): round(v[0], 3) for f, v in sp.items()}
+        extra["peak_memory_bytes"][str(resolution)] = {str(float(f)): m for f, m in memory.items()}
+        if not args.no_profile:
+            shares = {}
+            for f in ((min(fractions),) if args.quick else (Fraction(1), min(fractions))):
+                shares[label(f)] = profile_shares(resolution, f, device)
+                print(shares_table(f"{resolution}^2 fraction {label(f)}: share of step time (profiler self time)",
+                                   shares[label(f)]), flush=True)
+            extra["component_share"][str(resolution)] = shares
+    print(ratio_table(timings, baseline="1", title="step time relative to all coordinates"))
+    path = write_json(FAMILY, timings, args, extra=extra, device=device)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
