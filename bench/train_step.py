@@ -25,6 +25,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -196,12 +197,52 @@ def shares_table(title, shares):
     return title + "\n" + "\n".join(f"  {k:<17} {100 * v:5.1f} %" for k, v in shares.items() if v > 0)
 
 
+BUSY_LOOP = "import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
+
+
+def contention(steps, device):
+    """Training it/s of the MNIST preset idle and beside one busy pure-Python process (started
+    and stopped here), with torch's thread count fixed and with the ThreadGovernor.
+    Returns {setting: it/s}; the ratio to "idle" is what a shared machine costs."""
+    from infdiff.threads import ThreadGovernor
+
+    cfg = load_config(str(ROOT / "configs" / "mnist.yaml"), overrides={"train.device": device})
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, quiet=True)
+    x0 = (torch.rand(cfg.train.batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(trainer.device)
+    threads = torch.get_num_threads()
+
+    def rate(governor=None):
+        torch.set_num_threads(threads)
+        trainer.train_step(x0)  # warm-up, and lets the governor take its first sample
+        start = time.perf_counter()
+        for _ in range(steps):
+            if governor is not None:
+                governor.update()
+            trainer.train_step(x0)
+        torch.set_num_threads(threads)
+        return steps / (time.perf_counter() - start)
+
+    out = {"idle": rate()}
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=3600)])
+    try:
+        time.sleep(0.5)
+        out["busy, fixed threads"] = rate()
+        out["busy, ThreadGovernor"] = rate(ThreadGovernor(max_threads=threads, interval_s=1.0))
+    finally:
+        busy.kill()
+        busy.wait()
+    return out
+
+
 def main(argv=None):
     parser = arg_parser(__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", help="image resolutions (default 64 128; --quick: 64)")
     parser.add_argument("--fractions", nargs="+", help="coordinate fractions such as 1 1/4 (1 is always added)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--no-profile", action="store_true", help="skip the torch.profiler component shares")
+    parser.add_argument("--contention", type=int, metavar="STEPS", default=0,
+                        help="also time STEPS MNIST-preset steps idle and beside one busy process")
     args = parser.parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
     fractions = [Fraction(f) for f in args.fractions] if args.fractions else list(QUICK_FRACTIONS if args.quick else FULL_FRACTIONS)
@@ -229,6 +270,12 @@ def main(argv=None):
                 print(shares_table(f"{resolution}^2 fraction {label(f)}: share of step time (profiler self time)",
                                    shares[label(f)]), flush=True)
             extra["component_share"][str(resolution)] = shares
+    if args.contention:
+        rates = contention(args.contention, device)
+        extra["contention_it_per_s"] = rates
+        print("training beside one busy process (MNIST preset), it/s relative to idle:")
+        for k, v in rates.items():
+            print(f"  {k:<22} {v / rates['idle']:.2f}x")
     print(ratio_table(timings, baseline="1", title="step time relative to all coordinates"))
     path = write_json(FAMILY, timings, args, extra=extra, device=device)
     print(f"wrote {path}")
