@@ -6,6 +6,7 @@ import torch
 
 from infdiff import sample as sample_module
 from infdiff.cli import build_parser, main
+from infdiff.config import ConfigError, from_dict
 from infdiff.diffusion import MollifiedDiffusion
 from infdiff.sample import Sampler
 from infdiff.train import Trainer
@@ -128,6 +129,8 @@ def test_train_compile_reaches_torch_compile(tiny_cfg, monkeypatch):
         calls.append(kwargs)
         return Counting(model)
 
+    with pytest.raises(ConfigError, match="`train.compile`: expected true/false, got 'fast'"):
+        from_dict({"train": {"compile": "fast"}})
     monkeypatch.setattr(torch, "compile", fake_compile)
     eager = Trainer(tiny_cfg, quiet=True)
     assert eager.net is eager.model and calls == []
