@@ -15,6 +15,9 @@ Environment:
   INFDIFF_PORTABLE=1        no -march=native (for a binary that moves between machines)
   TORCH_CUDA_ARCH_LIST      CUDA archs (default "8.0;8.6;9.0")
   MAX_JOBS                  parallel compile jobs (ninja)
+  INFDIFF_PREBUILT_EXT      path of an infdiff_kernels._C built from these same sources: package
+                            it instead of compiling (the CI wheel check reuses the one
+                            scripts/setup.sh just built; a compile costs up to 30 min on 2 cores)
 """
 import glob
 import os
@@ -65,7 +68,20 @@ def _extensions():
 def _cmdclass():
     from torch.utils.cpp_extension import BuildExtension
 
-    return {"build_ext": BuildExtension.with_options(use_ninja=True)}
+    prebuilt = os.environ.get("INFDIFF_PREBUILT_EXT")
+    if not prebuilt:
+        return {"build_ext": BuildExtension.with_options(use_ninja=True)}
+
+    class CopyPrebuilt(BuildExtension):
+        def build_extension(self, ext):
+            target = self.get_ext_fullpath(ext.name)
+            if os.path.basename(prebuilt) != os.path.basename(target):
+                raise SystemExit(f"INFDIFF_PREBUILT_EXT={prebuilt}: expected a file named {os.path.basename(target)} "
+                                 "(another Python or platform built it)")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(prebuilt, target)
+
+    return {"build_ext": CopyPrebuilt}
 
 
 KERNELS = ["torch>=2.4,<2.15", "numpy>=1.24,<3"]
