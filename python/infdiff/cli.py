@@ -6,11 +6,11 @@ import time
 
 import torch
 
-from .config import ConfigError, load_config, parse_override
-from .guided import MASK_SHAPES
+from .config import ConfigError, load_config, parse_override, preset_names
+from .device import DEVICE_NAMES
+from .masks import MASK_SHAPES
 
 QUALITY_RESOLUTIONS = (28, 56)
-PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
 
 def _config(path, overrides):
@@ -31,21 +31,11 @@ def _observations(args, cfg, resolution):
     config's dataset, test split."""
     import dataclasses
 
-    import numpy as np
+    from .images import read_png, resize
 
     if args.image:
-        from PIL import Image
-
-        try:
-            with Image.open(args.image) as img:
-                img = img.convert("L" if cfg.data.channels == 1 else "RGB").resize((resolution, resolution), Image.BICUBIC)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            raise ValueError(f"--image {args.image}: not a readable image ({type(err).__name__}: {err})") from None
-        arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1)
-        arr = arr[None, None] if arr.dim() == 2 else arr.permute(2, 0, 1)[None]
-        return arr.expand(args.n, -1, -1, -1).contiguous()
+        return read_png(args.image, cfg.data.channels, resolution).expand(args.n, -1, -1, -1).contiguous()
     from .data import build_dataset
-    from .guided import resize
 
     ds = build_dataset(dataclasses.replace(cfg.data, split="test", limit=args.n))
     x = torch.stack([ds[i] for i in range(min(args.n, len(ds)))])
@@ -55,50 +45,42 @@ def _observations(args, cfg, resolution):
 
 
 def cmd_inpaint(args):
-    from .guided import inpaint, load_mask
-    from .sample import load_for_sampling, save_grid
+    from .images import save_grid
+    from .masks import load_mask
+    from .sample import Sampler
 
-    cfg, model, diff = load_for_sampling(args.ckpt)
-    res = args.resolution or cfg.data.resolution
-    g = torch.Generator().manual_seed(args.seed)
-    images = _observations(args, cfg, res)
-    mask = load_mask(args.mask, (res, res), g)
-    out = inpaint(model, diff, cfg, images, mask, steps=args.steps or cfg.diffusion.sample_steps,
-                  guidance_scale=args.guidance, start=args.start, generator=g)
+    sampler = Sampler.from_checkpoint(args.ckpt, args.device)
+    res = args.resolution or sampler.train_resolution
+    images = _observations(args, sampler.cfg, res)
+    # the mask is drawn on the CPU: the same seed gives the same mask on every device
+    mask = load_mask(args.mask, (res, res), torch.Generator().manual_seed(args.seed))
+    out = sampler.inpaint(images, mask, steps=args.steps, guidance_scale=args.guidance, start=args.start,
+                          generator=sampler.generator(args.seed))
     os.makedirs(args.out, exist_ok=True)
-    for name, x in (("input", images), ("mask", mask.expand_as(images) * 2 - 1), ("masked", images * mask),
-                    ("inpainted", out)):
-        print(save_grid(x, os.path.join(args.out, f"inpaint_{name}.png")))
+    for name, x in (("inpaint_input", images), ("inpaint_mask", mask.expand_as(images) * 2 - 1),
+                    ("inpaint_masked", images * mask), ("inpainted", out)):
+        print(save_grid(x, os.path.join(args.out, f"{name}.png")))
 
 
 def cmd_superres(args):
-    from .guided import resize, superres
-    from .sample import load_for_sampling, save_grid
+    from .images import resize, save_grid
+    from .sample import Sampler
 
-    cfg, model, diff = load_for_sampling(args.ckpt)
-    low_res = args.input_resolution or cfg.data.resolution
-    g = torch.Generator().manual_seed(args.seed)
-    low = _observations(args, cfg, low_res)
-    out = superres(model, diff, cfg, low, args.resolution, steps=args.steps or cfg.diffusion.sample_steps,
-                   guidance_scale=args.guidance, start=args.start, generator=g)
+    sampler = Sampler.from_checkpoint(args.ckpt, args.device)
+    low_res = args.input_resolution or sampler.train_resolution
+    if args.resolution <= low_res:
+        raise ValueError(f"--resolution {args.resolution} must be above the input resolution {low_res} px "
+                         f"(--input-resolution, default the training resolution): super-resolution only goes up")
+    low = _observations(args, sampler.cfg, low_res)
+    out = sampler.superres(low, args.resolution, steps=args.steps, guidance_scale=args.guidance, start=args.start,
+                           generator=sampler.generator(args.seed))
     bicubic = torch.nn.functional.interpolate(low, size=(args.resolution,) * 2, mode="bicubic", align_corners=False)
     os.makedirs(args.out, exist_ok=True)
-    for name, x in ((f"input_{low_res}px", low), (f"bicubic_{args.resolution}px", bicubic.clamp(-1, 1)),
+    for name, x in ((f"superres_input_{low_res}px", low), (f"superres_bicubic_{args.resolution}px", bicubic.clamp(-1, 1)),
                     (f"superres_{args.resolution}px", out)):
-        print(save_grid(x, os.path.join(args.out, f"superres_{name}.png")))
+        print(save_grid(x, os.path.join(args.out, f"{name}.png")))
     err = (resize(out, (low_res, low_res)) - low).pow(2).mean().sqrt().item()
     print(f"rms difference between the output downsampled to {low_res} px and the input: {err:.4f}")
-
-
-def cmd_quality(args):
-    from .quality import main as quality_main
-
-    argv = ["--ckpt", args.ckpt, "--n", str(args.n), "--seed", str(args.seed), "--resolution", *map(str, args.resolution)]
-    if args.steps:
-        argv += ["--steps", str(args.steps)]
-    if args.cache_dir:
-        argv += ["--cache-dir", args.cache_dir]
-    quality_main(argv)
 
 
 def _positive(name, value):
@@ -107,18 +89,18 @@ def _positive(name, value):
 
 
 def cmd_sample(args):
-    from .sample import load_for_sampling, sample_images, save_grid, save_npz
+    from .images import save_grid, save_npz
+    from .sample import Sampler
 
     _positive("--n", args.n)
     _positive("--steps", args.steps)
     for res in args.resolution:
         _positive("--resolution", res)
-    cfg, model, diff = load_for_sampling(args.ckpt, overrides=dict(parse_override(o) for o in args.set or []))
+    sampler = Sampler.from_checkpoint(args.ckpt, args.device, overrides=dict(parse_override(o) for o in args.set or []))
     os.makedirs(args.out, exist_ok=True)
     arrays = {}
     for res in args.resolution:
-        g = torch.Generator().manual_seed(args.seed)
-        x = sample_images(model, diff, cfg, args.n, res, steps=args.steps, sampler=args.sampler, generator=g)
+        x = sampler.sample(args.n, res, steps=args.steps, sampler=args.sampler, generator=sampler.generator(args.seed))
         if args.format == "png":
             print(save_grid(x, os.path.join(args.out, f"samples_{res}px.png")))
         else:
@@ -148,53 +130,74 @@ def _loss_plot(metrics_csv, path):
     return path
 
 
+def _format_scores(resolution, s):
+    import math
+
+    from .evaluate.features import CONFIDENT
+
+    return (f"{resolution:>4d} px: confident (p >= {CONFIDENT}) {100 * s['confident_share']:5.1f} %, "
+            f"class entropy {s['class_entropy']:.3f} / {math.log(10):.3f}, histogram {s['histogram']}")
+
+
 def cmd_demo(args):
-    from .sample import sample_images, save_grid
+    from .images import save_grid
     from .train import train
 
     overrides = {"train.out_dir": args.out}
     if args.minutes is not None:
         overrides["train.max_minutes"] = args.minutes
+    if args.device is not None:
+        overrides["train.device"] = args.device
     for o in args.set or []:
         k, v = parse_override(o)
         overrides[k] = v
-    cfg = load_config(args.config or os.path.join(PRESETS, "mnist.yaml"), overrides)
+    cfg = load_config(args.config, overrides)
     start = time.time()
     trainer = train(cfg)
+    sampler = trainer.sampler()  # on the training device: the EMA model stays where it was trained
     print(f"trained {trainer.step} steps in {(time.time() - start) / 60:.1f} min")
     # no metrics when the budget ended before the first logged step
     has_metrics = os.path.exists(trainer.metrics_path)
     outputs = [_loss_plot(trainer.metrics_path, os.path.join(args.out, "loss.png"))] if has_metrics else []
     scored = {}
     for res in args.resolution:
-        g = torch.Generator().manual_seed(0)
         # the quality check reuses the grid's samples, topped up to --quality-n at 28/56 px
         check = res in QUALITY_RESOLUTIONS and cfg.data.name == "mnist" and args.quality_n > 0
         n = max(args.n, args.quality_n) if check else args.n
-        x = sample_images(trainer.ema, trainer.diffusion, cfg, n, res, steps=args.steps, generator=g)
+        x = sampler.sample(n, res, steps=args.steps, generator=sampler.generator(0))
         outputs.append(save_grid(x[: args.n], os.path.join(args.out, f"samples_{res}px.png")))
         if check:
             scored[res] = x[: args.quality_n]
     print(f"demo finished sampling after {(time.time() - start) / 60:.1f} min")
     print("demo outputs:\n  " + "\n  ".join(os.path.abspath(p) for p in outputs + [trainer.ckpt_path]))
     if scored:
-        from .quality import format_scores, load_lenet, score
+        from .evaluate.features import INPUT_RESOLUTION, classifier_scores, load_classifier
+        from .evaluate.metrics import to_resolution
 
-        lenet = load_lenet()
-        print(f"quality check (LeNet on real MNIST; {args.quality_n} samples per resolution):")
+        classifier = load_classifier("mnist")
+        print(f"quality check (the eval's feature CNN on real MNIST; {args.quality_n} samples per resolution):")
         for res, x in scored.items():
-            print("  " + format_scores(res, score(lenet, x)))
+            print("  " + _format_scores(res, classifier_scores(classifier, to_resolution(x, INPUT_RESOLUTION))))
     print(f"demo total {(time.time() - start) / 60:.1f} min")
     if trainer.budget_note:
         print(f"note: {trainer.budget_note}")
     print(f"next: infdiff eval --ckpt {trainer.ckpt_path} --resolution {' '.join(map(str, args.resolution))} --n 500")
 
 
+CONFIG_HELP = ("a YAML file or a packaged preset by name (" + ", ".join(preset_names()) +
+               "; configs/<name>.yaml works too)")
+
+
+def _device_option(parser):
+    parser.add_argument("--device", choices=DEVICE_NAMES, default="auto",
+                        help="where the model runs (default auto: CUDA when torch sees a GPU, else the CPU)")
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="infdiff", description="∞-Diff: mollified diffusion at any resolution")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train from a YAML config")
-    t.add_argument("--config", required=True)
+    t.add_argument("--config", required=True, help=CONFIG_HELP)
     t.add_argument("--resume", help="checkpoint to continue from (optimizer, EMA, step, RNG)")
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
     t.set_defaults(func=cmd_train)
@@ -206,20 +209,23 @@ def build_parser():
     s.add_argument("--n", type=int, default=16)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples")
+    _device_option(s)
     s.add_argument("--format", choices=["png", "npz"], default="png",
                    help="png: one grid per resolution; npz: the raw float32 arrays in [-1, 1], "
                         "one array 'samples_<R>px' (n, C, R, R) per resolution, for external FID tools")
     s.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE",
                    help="a sampling setting other than the checkpoint's (diffusion.wiener_nsr, noise, sampler, sample_steps)")
     s.set_defaults(func=cmd_sample)
-    d = sub.add_parser("demo", help="train the MNIST preset on this CPU, then sample at 28/56/112 px")
-    d.add_argument("--config", default=None, help="default: configs/mnist.yaml")
+    d = sub.add_parser("demo", help="train the MNIST preset on this machine, then sample at 28/56/112 px")
+    d.add_argument("--config", default="mnist", help=CONFIG_HELP + " (default: mnist)")
+    d.add_argument("--device", choices=DEVICE_NAMES, default=None, help="the training (and sampling) device "
+                   "(default: the config's train.device, auto = CUDA when present)")
     d.add_argument("--minutes", type=float, default=None, help="training time budget (default: the preset's)")
     d.add_argument("--resolution", type=int, nargs="+", default=[28, 56, 112])
     d.add_argument("--n", type=int, default=16)
     d.add_argument("--steps", type=int, default=None)
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--quality-n", type=int, default=48, help="samples scored by the LeNet at 28 and 56 px (0 = skip)")
+    d.add_argument("--quality-n", type=int, default=48, help="samples scored by the feature CNN of `infdiff eval` at 28 and 56 px (0 = skip)")
     d.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
     d.set_defaults(func=cmd_demo)
 
@@ -231,6 +237,7 @@ def build_parser():
         a.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the config's sample_steps)")
         a.add_argument("--seed", type=int, default=0)
         a.add_argument("--out", default=cmd)
+        _device_option(a)
         return a
 
     i = observed("inpaint", "fill masked regions (reconstruction guidance + replacement of the observed pixels)")
@@ -245,14 +252,6 @@ def build_parser():
     r.add_argument("--guidance", type=float, default=1.0, help="weight of the downsampled-output guidance")
     r.add_argument("--start", type=float, default=0.5, help="t_s / T the upsampled input is noised to")
     r.set_defaults(func=cmd_superres)
-    q = sub.add_parser("quality", help="LeNet check of MNIST samples: confident share and class entropy")
-    q.add_argument("--ckpt", required=True)
-    q.add_argument("--n", type=int, default=64)
-    q.add_argument("--resolution", type=int, nargs="+", default=[28, 56])
-    q.add_argument("--steps", type=int, default=None)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--cache-dir", default=None, help="LeNet weights folder (default ~/.cache/infdiff)")
-    q.set_defaults(func=cmd_quality)
     from .evaluate import register as register_eval
 
     register_eval(sub)

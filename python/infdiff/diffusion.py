@@ -6,9 +6,8 @@ States live on dense grids (B, C, H, W) at whatever resolution is being sampled;
 sees them only at points (B, N, C), so training can use a subset of the pixels."""
 import math
 
+import infdiff_kernels as kernels
 import torch
-
-from . import _compat
 
 
 def cosine_alpha_bar(steps, s=0.008, max_beta=0.999):
@@ -56,7 +55,7 @@ class MollifiedDiffusion:
 
     # ------------------------------------------------------------ forward process
     def mollify(self, u):
-        return _compat.mollify(u, self.sigma, boundary=self.boundary) if self.sigma > 0 else u
+        return kernels.mollify(u, self.sigma, boundary=self.boundary) if self.sigma > 0 else u
 
     def q_sample(self, x0, t, noise):
         """x_t for integer times t (B,) and white noise of x0's shape (one fused op)."""
@@ -65,11 +64,12 @@ class MollifiedDiffusion:
         if self.sigma == 0:
             view = (-1,) + (1,) * (x0.dim() - 1)
             return a.view(view) * x0 + s.view(view) * noise
-        return _compat.q_sample(x0, noise, a, s, self.sigma, boundary=self.boundary)
+        return kernels.q_sample(x0, noise, a, s, self.sigma, boundary=self.boundary)
 
-    def noise_like(self, shape, generator=None, device="cpu"):
+    def noise_like(self, shape, generator=None, device="cpu", dtype=torch.float32):
         """Mollified white noise T xi on a grid of `shape` (B, C, H, W)."""
-        z = _compat.mollified_noise(shape, self.sigma, boundary=self.boundary, generator=generator, device=device)
+        z = kernels.mollified_noise(shape, self.sigma, boundary=self.boundary, generator=generator, device=device,
+                                    dtype=dtype)
         return z.mul_(self.noise_std(shape[-2:]))
 
     def training_loss(self, model, x0, fraction, generator=None):
@@ -83,9 +83,9 @@ class MollifiedDiffusion:
         xt = self.q_sample(x0, t, noise)
         target = self.mollify(noise)
         n = max(1, round(fraction * h * w))
-        coords = _compat.random_coords(b, (h, w), count=n, generator=generator, device=device)
-        pred = model(_compat.gather_points(xt, coords), coords, (h, w), t)
-        return (pred.float() - _compat.gather_points(target, coords)).pow(2).mean()
+        coords = kernels.random_coords(b, (h, w), count=n, generator=generator, device=device)
+        pred = model(kernels.gather_points(xt, coords), coords, (h, w), t)
+        return (pred.float() - kernels.gather_points(target, coords)).pow(2).mean()
 
     # ------------------------------------------------------------ reverse process
     def timesteps(self, count, start=None):
@@ -96,12 +96,12 @@ class MollifiedDiffusion:
     def _eps(self, model, x, t, coords, size, **kw):
         b = x.shape[0]
         tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
-        pts = model(_compat.gather_points(x, coords), coords, size, tt, **kw)
-        return pts.float().transpose(1, 2).reshape(x.shape)
+        pts = model(kernels.gather_points(x, coords), coords, size, tt, **kw)
+        return pts.to(x.dtype).transpose(1, 2).reshape(x.shape)
 
     @torch.no_grad()
     def sample(self, model, shape, steps=100, sampler="ddim", generator=None, device="cpu", scale=1.0,
-               x_init=None, guidance=None, progress=None, start_t=None, post_step=None):
+               x_init=None, guidance=None, progress=None, start_t=None, post_step=None, dtype=torch.float32):
         """Samples of `shape` (B, C, H, W) on the full grid: returns (decoded x0, T x0 estimate).
 
         sampler="ddim": deterministic given the initial noise, any number of steps.
@@ -113,8 +113,8 @@ class MollifiedDiffusion:
         guidance); it is called with gradients enabled, x_t requiring grad.
         post_step(x_{t-1}, t-1) -> x_{t-1}: e.g. replacing observed pixels (t-1 = -1: final)."""
         b, c, h, w = shape
-        coords = _compat.grid_coords((h, w), b, device=device)
-        x = self.noise_like(shape, generator, device) if x_init is None else x_init
+        coords = kernels.grid_coords((h, w), b, device=device)
+        x = self.noise_like(shape, generator, device, dtype) if x_init is None else x_init
         times = self.timesteps(steps, start_t)
         abar = self.alpha_bar.to(device)
         for i, t in enumerate(times.tolist()):
@@ -147,7 +147,7 @@ class MollifiedDiffusion:
                 mean = (a_prev.sqrt() * beta * x0_t + (1 - beta).sqrt() * (1 - a_prev) * x) / (1 - a_t)
                 if prev >= 0:
                     var = (1 - a_prev) / (1 - a_t) * beta
-                    x = mean + var.sqrt() * self.noise_like(shape, generator, device)
+                    x = mean + var.sqrt() * self.noise_like(shape, generator, device, x.dtype)
                 else:
                     x = mean
             if correction is not None:
@@ -162,4 +162,4 @@ class MollifiedDiffusion:
         """x0 from an estimate of T x0 by the Wiener filter, clipped to [-1, 1]."""
         if self.sigma == 0:
             return tx0.clamp(-1, 1)
-        return _compat.wiener(tx0, self.sigma, nsr=self.nsr, boundary=self.boundary).clamp(-1, 1)
+        return kernels.wiener(tx0, self.sigma, nsr=self.nsr, boundary=self.boundary).clamp(-1, 1)

@@ -13,83 +13,7 @@ on the input. Inpainting can start from a noised observation too (t_s < 1 keeps 
 import torch
 import torch.nn.functional as F
 
-from . import _compat
-
-MASK_SHAPES = ("center", "left-half", "right-half", "top-half", "bottom-half", "random-strokes")
-
-
-def _strokes(size, generator, count=4, width=None):
-    """A 0/1 (H, W) map of `count` thick random line segments (the region to fill)."""
-    h, w = size
-    width = width or max(1, round(min(h, w) / 10))
-    rows = torch.arange(h, dtype=torch.float32)[:, None]
-    cols = torch.arange(w, dtype=torch.float32)[None, :]
-    hole = torch.zeros(h, w)
-    for _ in range(count):
-        (r0, c0, r1, c1) = (torch.rand(4, generator=generator) * torch.tensor([h, w, h, w])).tolist()
-        dr, dc = r1 - r0, c1 - c0
-        length2 = max(dr * dr + dc * dc, 1e-6)
-        # distance from each pixel to the segment (projection clamped to its ends)
-        s = (((rows - r0) * dr + (cols - c0) * dc) / length2).clamp(0, 1)
-        dist2 = (rows - r0 - s * dr) ** 2 + (cols - c0 - s * dc) ** 2
-        hole = torch.maximum(hole, (dist2 <= width**2).float())
-    return hole
-
-
-def named_mask(name, size, generator=None):
-    """The observed-pixel mask (1, 1, H, W) of a named shape; the name says the region to fill."""
-    h, w = size
-    hole = torch.zeros(h, w)
-    if name == "center":
-        hole[h // 4 : h - h // 4, w // 4 : w - w // 4] = 1
-    elif name == "left-half":
-        hole[:, : w // 2] = 1
-    elif name == "right-half":
-        hole[:, w // 2 :] = 1
-    elif name == "top-half":
-        hole[: h // 2] = 1
-    elif name == "bottom-half":
-        hole[h // 2 :] = 1
-    elif name == "random-strokes":
-        hole = _strokes(size, generator if generator is not None else torch.Generator().manual_seed(0))
-    else:
-        raise ValueError(f"mask: unknown shape {name!r} (known: {', '.join(MASK_SHAPES)}, or a PNG path)")
-    return (1 - hole)[None, None]
-
-
-def mask_from_png(path, size):
-    """Observed-pixel mask (1, 1, H, W) from a PNG: white (> 127) marks the region to fill."""
-    import numpy as np
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L").resize((size[1], size[0]), Image.NEAREST)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"--mask {path}: not a readable image ({type(err).__name__}: {err})") from None
-    return torch.from_numpy((np.asarray(img) <= 127).astype("float32"))[None, None]
-
-
-def load_mask(spec, size, generator=None):
-    """A mask from a named shape or a PNG path."""
-    if spec in MASK_SHAPES:
-        return named_mask(spec, size, generator)
-    import os
-
-    if not os.path.isfile(spec):
-        raise ValueError(f"mask: {spec!r} is neither a PNG file nor a shape ({', '.join(MASK_SHAPES)})")
-    return mask_from_png(spec, size)
-
-
-def resize(x, size):
-    """Images (B, C, H, W) to `size`: area average when shrinking by whole factors, else
-    antialiased bilinear (the D of the guidance; also the low-resolution view of an output)."""
-    h, w = x.shape[-2:]
-    if (h, w) == tuple(size):
-        return x
-    if h % size[0] == 0 and w % size[1] == 0:
-        return F.adaptive_avg_pool2d(x, size)
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+from .images import resize
 
 
 def guided_sample(model, diffusion, observed, mask, resolution, steps=100, guidance_scale=1.0, start=1.0,
@@ -118,7 +42,7 @@ def guided_sample(model, diffusion, observed, mask, resolution, steps=100, guida
     x_init = None
     if start < 1:
         up = F.interpolate(observed, size=(resolution, resolution), mode="bicubic", align_corners=False).clamp(-1, 1)
-        noise = diffusion.white_noise(shape, generator, device)
+        noise = diffusion.white_noise(shape, generator, device, observed.dtype)
         x_init = diffusion.q_sample(up, torch.full((b,), start_t, dtype=torch.long, device=device), noise)
     abar = diffusion.alpha_bar
 
@@ -137,18 +61,18 @@ def guided_sample(model, diffusion, observed, mask, resolution, steps=100, guida
         if t_prev < 0:
             return mask * target + (1 - mask) * x
         tt = torch.full((b,), t_prev, dtype=torch.long, device=device)
-        noised = diffusion.q_sample(observed, tt, diffusion.white_noise(shape, generator, device))
+        noised = diffusion.q_sample(observed, tt, diffusion.white_noise(shape, generator, device, observed.dtype))
         return mask * noised + (1 - mask) * x
 
     scale = resolution / (train_resolution or resolution)
     x, _ = diffusion.sample(model, shape, steps=steps, sampler="ddim", generator=generator, device=device,
-                            scale=scale, x_init=x_init, start_t=start_t,
+                            dtype=observed.dtype, scale=scale, x_init=x_init, start_t=start_t,
                             guidance=guidance if guidance_scale > 0 else None,
                             post_step=replace_observed if replace else None)
     return x
 
 
-def _finite_images(where, name, x):
+def check_images(where, name, x):
     """ValueError unless x is a (B, C, H, W) float tensor of finite values (checked before any work)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
         got = f"shape {tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
@@ -160,9 +84,8 @@ def _finite_images(where, name, x):
                          f"{x[tuple(first)].item()}); refusing to sample from a non-finite input")
 
 
-def inpaint(model, diffusion, cfg, images, mask, steps=100, guidance_scale=1.0, start=1.0, generator=None, replace=True):
-    """Inpainted images at the images' resolution (observed pixels are kept as observed)."""
-    _finite_images("inpaint", "images", images)
+def check_mask(mask, images):
+    """ValueError unless mask is a tensor of values in [0, 1] broadcastable to images (B, C, H, W)."""
     if not isinstance(mask, torch.Tensor) or not bool(torch.isfinite(mask).all()) or bool(((mask < 0) | (mask > 1)).any()):
         raise ValueError("inpaint: mask must be a tensor of values in [0, 1] (1 = observed pixel)")
     try:
@@ -170,6 +93,12 @@ def inpaint(model, diffusion, cfg, images, mask, steps=100, guidance_scale=1.0, 
     except RuntimeError:
         raise ValueError(f"inpaint: mask of shape {tuple(mask.shape)} does not broadcast to images "
                          f"{tuple(images.shape)}") from None
+
+
+def inpaint(model, diffusion, cfg, images, mask, steps=100, guidance_scale=1.0, start=1.0, generator=None, replace=True):
+    """Inpainted images at the images' resolution (observed pixels are kept as observed)."""
+    check_images("inpaint", "images", images)
+    check_mask(mask, images)
     r = images.shape[-1]
     x = guided_sample(model, diffusion, images, mask, r, steps, guidance_scale, start, generator, cfg.data.resolution,
                       replace)
@@ -179,8 +108,12 @@ def inpaint(model, diffusion, cfg, images, mask, steps=100, guidance_scale=1.0, 
 
 def superres(model, diffusion, cfg, low, resolution, steps=100, guidance_scale=1.0, start=0.5, generator=None):
     """High-resolution (B, C, R, R) images whose area-downsampled view matches `low`."""
-    _finite_images("superres", "low", low)
+    check_images("superres", "low", low)
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"superres: resolution must be an int >= 1, got {resolution!r}")
+    if resolution <= low.shape[-1]:
+        # nothing to add at or below the input's resolution: the guidance would only blur it
+        raise ValueError(f"superres: resolution (--resolution) {resolution} must be above the input's "
+                         f"{low.shape[-1]} px (--input-resolution); super-resolution only goes up")
     ones = torch.ones_like(low[:, :1])
     return guided_sample(model, diffusion, low, ones, resolution, steps, guidance_scale, start, generator, cfg.data.resolution)

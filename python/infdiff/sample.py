@@ -1,75 +1,103 @@
-"""Sampling at any resolution, and PNG grids. The noise is drawn at the target resolution and
-the sparse kernels are resampled by resolution / training resolution (InfDiffNet `scale`)."""
-import math
-import os
+"""`Sampler`: a trained model ready to draw, inpaint and super-resolve at any resolution.
 
-import numpy as np
+It carries the network, its diffusion, its config (hence the training resolution) and the
+device and dtype of the network's weights. Every tensor it makes (noise, coordinates, the
+state of the reverse process) is created there and inputs are moved there, so a model on a
+GPU samples on the GPU; results come back on the CPU, ready to save or score. The noise is
+drawn at the target resolution and the sparse kernels are resampled by resolution /
+training resolution (InfDiffNet `scale`)."""
 import torch
 
-from ._atomic import atomic_write
+from . import guided
 from .checkpoint import load_checkpoint
 from .config import from_dict
+from .device import resolve_device
 from .diffusion import MollifiedDiffusion
-
+from .model import build_model
 
 # what may differ from training when sampling: the model was trained the same way whatever these are
 SAMPLING_FIELDS = ("diffusion.wiener_nsr", "diffusion.noise", "diffusion.sampler", "diffusion.sample_steps")
 
 
-def load_for_sampling(ckpt_path, device="cpu", overrides=None):
-    """(config, EMA model in eval mode, diffusion) from a training checkpoint. overrides:
-    {"diffusion.wiener_nsr": 0.01, ...}, only SAMPLING_FIELDS (e.g. to choose the Wiener
-    ratio by evaluation, or to sample with the old per-pixel noise for a comparison)."""
-    from .train import build_model
-
-    state = load_checkpoint(ckpt_path, map_location=device)
-    values = state["config"]
+def sampling_config(values, overrides=None):
+    """The validated Config of a checkpoint's config dict with `overrides` applied, e.g.
+    {"diffusion.wiener_nsr": 0.01}: only SAMPLING_FIELDS (to choose the Wiener ratio by
+    evaluation, or to sample with the old per-pixel noise for a comparison)."""
     for key, value in (overrides or {}).items():
         if key not in SAMPLING_FIELDS:
             raise ValueError(f"--set {key}: only sampling settings can be changed for a trained model "
                              f"({', '.join(SAMPLING_FIELDS)})")
         section, name = key.split(".")
         values = {**values, section: {**values.get(section, {}), name: value}}
-    cfg = from_dict(values)
-    model = build_model(cfg).to(device)
-    model.load_state_dict(state["ema"])
-    return cfg, model.eval(), MollifiedDiffusion(cfg)
+    return from_dict(values)
 
 
-@torch.no_grad()
-def sample_images(model, diffusion, cfg, n, resolution, steps=None, sampler=None, generator=None, device="cpu", batch=16):
-    """n samples (n, C, R, R) in [-1, 1] at `resolution`."""
-    steps = steps or cfg.diffusion.sample_steps
-    sampler = sampler or cfg.diffusion.sampler
-    scale = resolution / cfg.data.resolution
-    out = []
-    for start in range(0, n, batch):
-        shape = (min(batch, n - start), cfg.data.channels, resolution, resolution)
-        x, _ = diffusion.sample(model, shape, steps=steps, sampler=sampler, generator=generator, device=device, scale=scale)
-        out.append(x.cpu())
-    return torch.cat(out)
+class Sampler:
+    """model: an InfDiffNet in eval mode (its weights fix the device and dtype); diffusion:
+    the MollifiedDiffusion of `cfg`, the config the model was trained with."""
 
+    def __init__(self, model, diffusion, cfg):
+        weight = next(model.parameters(), None)
+        if weight is None:
+            raise ValueError("model: has no parameters, so no device or dtype to sample on")
+        self.model, self.diffusion, self.cfg = model, diffusion, cfg
+        self.device, self.dtype = weight.device, weight.dtype
 
-def save_npz(arrays, path):
-    """{resolution: samples (n, C, R, R)} as one .npz of float32 arrays `samples_<R>px`,
-    written atomically (a reader never sees half a file)."""
-    with atomic_write(path) as fh:
-        np.savez(fh, **{f"samples_{r}px": x.float().cpu().numpy() for r, x in arrays.items()})
-    return path
+    @classmethod
+    def from_checkpoint(cls, ckpt_path, device="auto", overrides=None):
+        """The EMA model of a training checkpoint on `device` ("auto": CUDA when present).
+        overrides: sampling settings other than the checkpoint's (see `sampling_config`)."""
+        device = resolve_device(device)
+        state = load_checkpoint(ckpt_path, map_location="cpu")
+        cfg = sampling_config(state["config"], overrides)
+        model = build_model(cfg)
+        model.load_state_dict(state["ema"])
+        return cls(model.to(device).eval(), MollifiedDiffusion(cfg), cfg)
 
+    @property
+    def train_resolution(self):
+        return self.cfg.data.resolution
 
-def save_grid(x, path, nrow=None):
-    """Images (n, C, R, R) in [-1, 1] as one PNG grid with 1-pixel gaps."""
-    from PIL import Image
+    def generator(self, seed):
+        """A torch.Generator on the sampler's device seeded with `seed` (a CPU generator cannot
+        draw CUDA noise). Devices without generators (meta) get None: unseeded draws."""
+        if self.device.type == "meta":
+            return None
+        return torch.Generator(device=self.device).manual_seed(seed)
 
-    n, c, h, w = x.shape
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
-    rows = int(math.ceil(n / nrow))
-    grid = np.zeros((rows * (h + 1) + 1, nrow * (w + 1) + 1, c), dtype=np.uint8)
-    pix = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = pix[i]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
-    return path
+    def _here(self, x):  # an input image batch (B, C, H, W) on the sampler's device and dtype
+        return x.to(device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def sample(self, n, resolution, steps=None, sampler=None, generator=None, batch=16):
+        """n samples (n, C, R, R) in [-1, 1] at `resolution`, on the CPU. steps / sampler:
+        default the config's sample_steps / sampler ("ddim" or "ddpm")."""
+        steps = steps or self.cfg.diffusion.sample_steps
+        sampler = sampler or self.cfg.diffusion.sampler
+        scale = resolution / self.train_resolution
+        out = []
+        for start in range(0, n, batch):
+            shape = (min(batch, n - start), self.cfg.data.channels, resolution, resolution)
+            x, _ = self.diffusion.sample(self.model, shape, steps=steps, sampler=sampler, generator=generator,
+                                         device=self.device, dtype=self.dtype, scale=scale)
+            out.append(x.cpu())
+        return torch.cat(out)
+
+    def inpaint(self, images, mask, steps=None, guidance_scale=1.0, start=1.0, generator=None, replace=True):
+        """images (B, C, R, R) in [-1, 1] with the pixels where `mask` (broadcastable to images,
+        1 = observed) is 0 filled in; on the CPU. See `guided.inpaint`."""
+        guided.check_images("inpaint", "images", images)
+        guided.check_mask(mask, images)
+        out = guided.inpaint(self.model, self.diffusion, self.cfg, self._here(images), self._here(mask),
+                             steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,
+                             start=start, generator=generator, replace=replace)
+        return out.cpu()
+
+    def superres(self, low, resolution, steps=None, guidance_scale=1.0, start=0.5, generator=None):
+        """low (B, C, r, r) in [-1, 1] to (B, C, R, R) images, R = `resolution` > r, whose area
+        average at r matches `low`; on the CPU. See `guided.superres`."""
+        guided.check_images("superres", "low", low)
+        out = guided.superres(self.model, self.diffusion, self.cfg, self._here(low), resolution,
+                              steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,
+                              start=start, generator=generator)
+        return out.cpu()

@@ -20,14 +20,11 @@ from ._atomic import atomic_write
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, from_dict
 from .data import build_dataset
+from .device import resolve_device
 from .diffusion import MollifiedDiffusion
-from .model import InfDiffNet
-
-
-def resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from .images import save_grid
+from .model import build_model
+from .sample import Sampler
 
 
 def _dist_info():
@@ -66,7 +63,7 @@ class TrainingDiverged(RuntimeError):
 # Fields that steer a run without changing what it learns: a resume may change them freely.
 RESUME_MAY_CHANGE = frozenset({
     "train.steps", "train.max_minutes", "train.out_dir", "train.ckpt_every", "train.sample_every",
-    "train.sample_n", "train.log_every", "train.device", "data.num_workers",
+    "train.sample_n", "train.log_every", "train.device", "train.compile", "data.num_workers",
 })
 # What defines the network and the problem it learns: a checkpoint of another value is refused.
 RESUME_MUST_MATCH = ("model.", "diffusion.", "data.name", "data.resolution", "data.channels")
@@ -93,10 +90,6 @@ def config_differences(saved, current):
 def _non_finite(tensors):
     """Names of the tensors in a {name: tensor} mapping holding NaN or Inf."""
     return [name for name, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-
-
-def build_model(cfg: Config):
-    return InfDiffNet(cfg.model, cfg.data.channels)
 
 
 @torch.no_grad()
@@ -133,8 +126,12 @@ class Trainer:
         if resume:
             self._restore(load_checkpoint(resume, map_location=self.device), resume)
         self.net = self.model
+        if t.compile:
+            # fullgraph: a graph break would silently give back most of the speed-up, so it fails loudly;
+            # the compiled module shares its parameters with self.model, which is what gets saved
+            self.net = torch.compile(self.model, fullgraph=True)
         if self.world > 1:
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+            self.net = torch.nn.parallel.DistributedDataParallel(self.net)
 
     # ------------------------------------------------------------ state
     def state(self):
@@ -260,12 +257,13 @@ class Trainer:
                 writer.writerow(["step", "loss", "it_per_s", "elapsed_s"])
             writer.writerow(row)
 
-    def _sample_grid(self):
-        from .sample import sample_images, save_grid
+    def sampler(self):
+        """A Sampler of the EMA model as it is now, on the training device."""
+        return Sampler(self.ema, self.diffusion, self.cfg)
 
-        g = torch.Generator(device=self.device).manual_seed(0)
-        res = self.cfg.data.resolution
-        x = sample_images(self.ema, self.diffusion, self.cfg, self.cfg.train.sample_n, res, generator=g, device=self.device)
+    def _sample_grid(self):
+        sampler = self.sampler()
+        x = sampler.sample(self.cfg.train.sample_n, self.cfg.data.resolution, generator=sampler.generator(0))
         save_grid(x, os.path.join(self.cfg.train.out_dir, f"samples_{self.step:07d}.png"))
 
     def fit(self, stop_at=None):
@@ -376,5 +374,4 @@ def config_from_checkpoint(state):
     return from_dict(state["config"])
 
 
-__all__ = ["Trainer", "TrainingDiverged", "build_model", "config_differences", "config_from_checkpoint", "ema_update",
-           "train"]
+__all__ = ["Trainer", "TrainingDiverged", "config_differences", "config_from_checkpoint", "ema_update", "train"]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "tiny.yaml")
+PRESETS = os.path.join(ROOT, "python", "infdiff", "configs")
+TINY = os.path.join(PRESETS, "tiny.yaml")
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,8 @@ import torch
 import torch.distributed as dist
 
 from infdiff.config import load_config
-from infdiff.train import Trainer, build_model
+from infdiff.model import build_model
+from infdiff.train import Trainer
 
 torch.set_num_threads(1)
 config, out_dir, result = sys.argv[1:4]

@@ -5,10 +5,10 @@ import pytest
 
 from infdiff.config import ConfigError, from_dict, load_config
 
-from .conftest import ROOT
+from .conftest import PRESETS, ROOT
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))))
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(PRESETS, "*.yaml"))))
 def test_presets_load(path):
     cfg = load_config(path)
     assert cfg.train.coord_fraction > 0

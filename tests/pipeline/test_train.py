@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from infdiff.checkpoint import CheckpointError, load_checkpoint
-from infdiff.sample import load_for_sampling, sample_images, save_grid
+from infdiff.images import save_grid
+from infdiff.sample import Sampler
 from infdiff.train import Trainer
 
 
@@ -45,9 +46,9 @@ def test_corrupt_and_missing_checkpoint(tmp_path):
 def test_sample_from_checkpoint_any_resolution(tiny_cfg, tmp_path):
     trainer = Trainer(tiny_cfg, quiet=True)
     trainer.fit(stop_at=2)
-    cfg, model, diff = load_for_sampling(trainer.ckpt_path)
+    sampler = Sampler.from_checkpoint(trainer.ckpt_path, "cpu")
     for res in (16, 32):
-        x = sample_images(model, diff, cfg, 3, res, steps=2, generator=torch.Generator().manual_seed(0))
+        x = sampler.sample(3, res, steps=2, generator=sampler.generator(0))
         assert x.shape == (3, 1, res, res) and torch.isfinite(x).all()
     path = save_grid(x, str(tmp_path / "grid.png"))
     from PIL import Image

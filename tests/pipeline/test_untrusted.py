@@ -10,12 +10,13 @@ import sys
 import pytest
 import torch
 
-from infdiff import guided, quality
+from infdiff import masks
 from infdiff.checkpoint import CheckpointError, convert, load_checkpoint
 from infdiff.checkpoint import main as checkpoint_main
 from infdiff.cli import build_parser, main
 from infdiff.config import ConfigError, load_config
-from infdiff.sample import load_for_sampling
+from infdiff.evaluate import features
+from infdiff.sample import Sampler
 from infdiff.train import Trainer
 
 from .conftest import TINY
@@ -106,7 +107,7 @@ def test_load_checkpoint_refuses_every_payload_form(tmp_path, kind):
 def test_apis_refuse(evil, tiny_cfg):
     path, _ = evil
     with pytest.raises(CheckpointError, match="refused"):
-        load_for_sampling(path)
+        Sampler.from_checkpoint(path, "cpu")
     with pytest.raises(CheckpointError, match="refused"):
         Trainer(tiny_cfg, resume=path, quiet=True)
     try:
@@ -151,7 +152,7 @@ def _checkpoint_commands():
 
 def test_every_checkpoint_command_is_covered():
     commands = set(_checkpoint_commands())
-    assert {"sample", "inpaint", "superres", "quality", "train"} <= commands
+    assert {"sample", "inpaint", "superres", "train"} <= commands
     try:
         import infdiff.evaluate  # noqa: F401
     except ImportError:
@@ -203,7 +204,7 @@ def test_convert_needs_trust_and_gives_a_safe_copy(tmp_path, tiny_cfg, capsys):
     safe = str(tmp_path / "old.safe.pt")
     copy = load_checkpoint(safe)
     assert copy["step"] == 1 and torch.equal(copy["extra"]["array"], torch.arange(3.0, dtype=torch.float64))
-    cfg, model, _ = load_for_sampling(safe)
+    model = Sampler.from_checkpoint(safe, "cpu").model
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trainer.ema.state_dict().values()))
     Trainer(tiny_cfg, resume=safe, quiet=True)  # and it resumes
 
@@ -219,10 +220,11 @@ def test_unsafe_yaml_config_is_refused(tmp_path):
 
 def test_cached_lenet_weights_are_read_safely(tmp_path, monkeypatch):
     marker = str(tmp_path / "MARKER")
-    _write_evil("zip-top", tmp_path / "lenet_mnist.pt", marker)
+    _write_evil("zip-top", features.weights_path("mnist", str(tmp_path)), marker)
     retrained = []
-    monkeypatch.setattr(quality, "train_lenet", lambda log=print: (retrained.append(1) or quality.LeNet(), 0.0))
-    quality.load_lenet(str(tmp_path), log=lambda *_: None)
+    monkeypatch.setattr(features, "train_classifier",
+                        lambda *a, **k: (retrained.append(1) or features.FeatureCNN().eval(), 0.0))
+    features.load_classifier("mnist", str(tmp_path), log=lambda *_: None)
     assert retrained and not os.path.exists(marker)  # the unreadable cache is replaced, never executed
 
 
@@ -252,7 +254,7 @@ def _bad_pngs(tmp_path):
 def test_corrupt_mask_png_names_the_option(tmp_path, tiny_ckpt, capsys):
     for png in _bad_pngs(tmp_path):
         with pytest.raises(ValueError, match="--mask"):
-            guided.mask_from_png(png, (16, 16))
+            masks.mask_from_png(png, (16, 16))
         argv = ["inpaint", "--ckpt", tiny_ckpt, "--mask", png, "--n", "1", "--steps", "1", "--out", str(tmp_path / "o")]
         assert main(argv) == 2
         err = capsys.readouterr().err

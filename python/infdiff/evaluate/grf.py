@@ -12,9 +12,9 @@ more (the law's finer draw `law_draws`); `law_spectrum` is their radial average 
 A mixture picks component 1 with probability `grf_mixture_weight`, else component 2, each
 scaled by its own pixel std. `assign_components` gives each image the component of larger
 likelihood of its coefficients in the band every resolution resolves, |kx|, |ky| < R_train/2."""
+import infdiff_kernels as kernels
 import torch
 
-from .. import _compat
 from ..data.datasets import GRF_STD_UNITS, grf_pixel_std
 from .metrics import radial_average
 
@@ -61,7 +61,7 @@ def law_draws(data_cfg, n, resolution, seed=0):
     for j, (alpha, tau, scale, _) in enumerate(comps):
         idx = (pick == j).nonzero().flatten()
         if len(idx):
-            u = _compat.gaussian_random_field((len(idx), 1, resolution, resolution), alpha, tau, generator=gen)
+            u = kernels.gaussian_random_field((len(idx), 1, resolution, resolution), alpha, tau, generator=gen)
             out[idx] = (u * scale).clamp_(-1, 1).float()
     return out, pick
 

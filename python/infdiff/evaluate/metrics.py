@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..images import resize
+
 PATCH = 8
 # random patches per set and directions: the SW of two finite samples of one law is biased
 # upwards ~ 1/sqrt(patches), so patches buy more than directions (two 1000-image MNIST test
@@ -123,11 +125,9 @@ def to_resolution(x, resolution, upsample="bicubic"):
 
     Down (r < R): the mean over cells of R/r x R/r pixels when R is a multiple of r (each
     pixel of the result is the mean of the function over its cell), else antialiased
-    bilinear (`infdiff.guided.resize`). Up (r > R): `upsample` = "bicubic" (torch's cubic
+    bilinear (`infdiff.images.resize`). Up (r > R): `upsample` = "bicubic" (torch's cubic
     convolution, a = -0.75, clamped to [-1, 1]; for images known only at R) or "fourier"
     (zero-padding the spectrum: exact band-limited interpolation of a periodic field)."""
-    from ..guided import resize
-
     _square(x)
     r0 = x.shape[-1]
     if resolution == r0:

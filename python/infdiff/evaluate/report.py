@@ -222,7 +222,7 @@ def _fmt_meta(results):
 
 def write(results, samples, references, out_dir, grid_n=64):
     """eval.json, report.md and the PNGs into out_dir. samples / references: {R: (n, C, R, R)}."""
-    from ..sample import save_grid
+    from ..images import save_grid
 
     os.makedirs(out_dir, exist_ok=True)
     res = results["resolutions"]

@@ -190,18 +190,20 @@ def check_arguments(n, resolutions, steps=None, batch=DEFAULT_BATCH):
 
 
 def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=None, batch=DEFAULT_BATCH,
-                        cache_dir=None, log=print, overrides=None):
+                        cache_dir=None, log=print, overrides=None, device="auto"):
     """Sample n images at each resolution (None: 1x, 2x and 4x the training resolution) from the
     checkpoint's EMA model (DDIM/DDPM with `steps` steps, default the config's; generator
     seeded with `seed` at each resolution), then `evaluate_samples` them into out_dir
     (default: <checkpoint folder>/eval). overrides: sampling settings that differ from the
-    checkpoint's config (`infdiff.sample.SAMPLING_FIELDS`). Returns the results."""
-    from ..sample import load_for_sampling, sample_images
+    checkpoint's config (`infdiff.sample.SAMPLING_FIELDS`). device: where the model samples
+    ("auto": CUDA when present); the metrics run on the CPU. Returns the results."""
+    from ..sample import Sampler
 
     check_arguments(n, resolutions, steps, batch)
     if not os.path.isfile(ckpt_path):
         raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {ckpt_path}")
-    cfg, model, diffusion = load_for_sampling(ckpt_path, overrides=overrides)
+    sampler = Sampler.from_checkpoint(ckpt_path, device, overrides=overrides)
+    cfg = sampler.cfg
     resolutions = resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]
     small = [r for r in resolutions if r < cfg.model.kernel_size]
     if small:
@@ -215,8 +217,7 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     samples, timing = {}, {}
     for res in sorted(set(resolutions)):
         t = time.time()
-        g = torch.Generator().manual_seed(seed)
-        samples[res] = sample_images(model, diffusion, cfg, n, res, steps=steps, generator=g, batch=batch)
+        samples[res] = sampler.sample(n, res, steps=steps, generator=sampler.generator(seed), batch=batch)
         timing[str(res)] = round(time.time() - t, 1)
         log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s")
     meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or cfg.diffusion.sample_steps,

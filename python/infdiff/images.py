@@ -1,0 +1,61 @@
+"""Images as the pipeline reads, resizes and writes them: (B, C, H, W) float tensors in [-1, 1].
+One home for the resampling the guidance, the CLI and the evaluation share, and for PNG/npz I/O."""
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._atomic import atomic_write
+
+
+def resize(x, size):
+    """Images x (B, C, H, W) to `size` (h, w): an area average when shrinking by whole factors
+    (each output pixel is then the mean of the block it covers, the exact low-resolution view
+    of a function), else antialiased bilinear."""
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    if h % size[0] == 0 and w % size[1] == 0:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def read_png(path, channels, resolution, what="--image"):
+    """A PNG (or any image PIL reads) as one image (1, channels, R, R) in [-1, 1], resized
+    bicubically to `resolution`. `what` names the argument in the error of an unreadable file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB").resize((resolution, resolution), Image.BICUBIC)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{what} {path}: not a readable image ({type(err).__name__}: {err})") from None
+    pixels = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1)
+    return pixels[None, None] if pixels.dim() == 2 else pixels.permute(2, 0, 1)[None]
+
+
+def save_npz(arrays, path):
+    """{resolution: samples (n, C, R, R)} as one .npz of float32 arrays `samples_<R>px`,
+    written atomically (a reader never sees half a file)."""
+    with atomic_write(path) as fh:
+        np.savez(fh, **{f"samples_{r}px": x.float().cpu().numpy() for r, x in arrays.items()})
+    return path
+
+
+def save_grid(x, path, nrow=None):
+    """Images x (n, C, R, R) in [-1, 1] as one PNG grid with 1-pixel gaps."""
+    from PIL import Image
+
+    n, c, h, w = x.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / nrow))
+    grid = np.zeros((rows * (h + 1) + 1, nrow * (w + 1) + 1, c), dtype=np.uint8)
+    pix = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = pix[i]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
+    return path
