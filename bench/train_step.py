@@ -5,7 +5,7 @@ of the ∞-Diff network at coordinate fractions 1 .. 1/16, against the paper's T
     python -m bench.train_step --quick     # 64^2, fractions 1 and 1/4, fewer repeats
     python -m bench.train_step --sizes 128 --no-memory --no-profile   # the speedups alone
 
-The model is the paper-shaped preset `configs/paper_shape.yaml` (3 sparse blocks of 64
+The model is the paper-shaped preset `paper_shape` (python/infdiff/configs/paper_shape.yaml) (3 sparse blocks of 64
 channels, kernel 7, the grid U-Net on a grid of R/2), the same weights and the same batch of
 B images for every fraction; the repetitions of the fractions are interleaved in one process
 (round-robin) so a burst of load from elsewhere hits them alike. Reported per fraction:
@@ -38,7 +38,7 @@ from ._common import Timing, arg_parser, ratio_table, time_side_by_side, write_j
 
 FAMILY = "train_step"
 ROOT = Path(__file__).resolve().parent.parent
-PRESET = ROOT / "configs" / "paper_shape.yaml"
+PRESET = "paper_shape"  # infdiff/configs/paper_shape.yaml, a preset of the package
 FULL_SIZES = (64, 128)
 QUICK_SIZES = (64,)
 FULL_FRACTIONS = (Fraction(1), Fraction(1, 2), Fraction(1, 4), Fraction(1, 8), Fraction(1, 16))
@@ -74,7 +74,7 @@ def component_of(op_name: str) -> str:
 def paper_config(resolution: int, device: str):
     """The paper-shaped preset at `resolution` with its grid at R/2, training in fp32 on
     `device` (bf16 autocast is ~10x slower than fp32 on CPUs without native bf16)."""
-    return load_config(str(PRESET), overrides={
+    return load_config(PRESET, overrides={
         "data.resolution": resolution, "model.grid_size": resolution // 2, "train.device": device,
         "train.precision": "fp32",
     })
@@ -206,7 +206,7 @@ def contention(steps, device):
     Returns {setting: it/s}; the ratio to "idle" is what a shared machine costs."""
     from infdiff.threads import ThreadGovernor
 
-    cfg = load_config(str(ROOT / "configs" / "mnist.yaml"), overrides={"train.device": device})
+    cfg = load_config("mnist", overrides={"train.device": device})
     torch.manual_seed(0)
     trainer = Trainer(cfg, quiet=True)
     x0 = (torch.rand(cfg.train.batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(trainer.device)
@@ -252,8 +252,8 @@ def main(argv=None):
     device = args.device
 
     timings, extra = [], {"train_step_speedup": {}, "peak_memory_bytes": {}, "component_share": {}, "paper_speedup": {
-        str(float(f)): s for f, s in PAPER_SPEEDUP.items()}, "preset": str(PRESET.relative_to(ROOT))}
-    print(f"threads: {torch.get_num_threads()}, device: {device}, preset: {PRESET.relative_to(ROOT)}", flush=True)
+        str(float(f)): s for f, s in PAPER_SPEEDUP.items()}, "preset": PRESET}
+    print(f"threads: {torch.get_num_threads()}, device: {device}, preset: {PRESET}", flush=True)
     for resolution in sizes:
         t = time_fractions(resolution, fractions, device, repeats)
         timings += t

@@ -102,6 +102,9 @@ class TrainConfig:
     # wrap the network in torch.compile(fullgraph=True) for the training steps: faster steps
     # after a one-off compile of tens of seconds, worth it for long runs (sampling stays eager)
     compile: bool = False
+    # on CPU, torch's thread count follows the cores other processes leave free (infdiff.threads):
+    # on a shared machine a fixed count waits for a busy core at every op
+    adapt_threads: bool = True
 
 
 @dataclass

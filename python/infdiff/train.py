@@ -25,6 +25,7 @@ from .diffusion import MollifiedDiffusion
 from .images import save_grid
 from .model import build_model
 from .sample import Sampler
+from .threads import ThreadGovernor
 
 
 def _dist_info():
@@ -63,7 +64,7 @@ class TrainingDiverged(RuntimeError):
 # Fields that steer a run without changing what it learns: a resume may change them freely.
 RESUME_MAY_CHANGE = frozenset({
     "train.steps", "train.max_minutes", "train.out_dir", "train.ckpt_every", "train.sample_every",
-    "train.sample_n", "train.log_every", "train.device", "train.compile", "data.num_workers",
+    "train.sample_n", "train.log_every", "train.device", "train.compile", "train.adapt_threads", "data.num_workers",
 })
 # What defines the network and the problem it learns: a checkpoint of another value is refused.
 RESUME_MUST_MATCH = ("model.", "diffusion.", "data.name", "data.resolution", "data.channels")
@@ -285,6 +286,8 @@ class Trainer:
         losses, window, last = [], [], time.perf_counter()
         start = time.perf_counter() - self.elapsed
         self.budget_note = None
+        threads = torch.get_num_threads()
+        governor = ThreadGovernor() if t.adapt_threads and self.device.type == "cpu" else None
         try:
             while self.step < total:
                 if budget and time.perf_counter() - start > budget:
@@ -293,6 +296,8 @@ class Trainer:
                         bar.write(self.budget_note)
                     break
                 x0 = next(batches).to(self.device, non_blocking=True)
+                if governor is not None:
+                    governor.update()
                 window.append(self.train_step(x0))
                 shown = self.elapsed
                 self.elapsed = time.perf_counter() - start
@@ -333,6 +338,7 @@ class Trainer:
             raise
         finally:
             bar.close()
+            torch.set_num_threads(threads)
         self.save()
         return losses
 

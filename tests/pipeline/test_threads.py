@@ -78,3 +78,22 @@ def test_real_proc_readers_advance():
     busy1, total1 = _read_machine_jiffies()
     assert total1 >= total0 and busy1 >= busy0
     assert _read_own_jiffies() > own0
+
+
+@pytest.mark.parametrize("adapt", [True, False])
+def test_training_consults_the_governor_only_when_asked(tiny_cfg, monkeypatch, adapt, restore_threads):
+    import dataclasses
+
+    import infdiff.train as train_module
+
+    calls = []
+
+    class Recorder:
+        def update(self):
+            calls.append(torch.get_num_threads())
+            return torch.get_num_threads()
+
+    monkeypatch.setattr(train_module, "ThreadGovernor", Recorder)
+    cfg = dataclasses.replace(tiny_cfg, train=dataclasses.replace(tiny_cfg.train, steps=3, adapt_threads=adapt, device="cpu"))
+    train_module.Trainer(cfg, quiet=True).fit()
+    assert len(calls) == (3 if adapt else 0)
