@@ -16,6 +16,7 @@ from .cases import backend_params, random_points
 
 BACKENDS = backend_params()
 ALL_BACKENDS = [pytest.param("reference", "cpu", id="reference")] + BACKENDS
+SEARCHES = ["torch"] + ["cpu"] * ("cpu" in ik.available_backends("cpu"))
 TOLERANCES = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-5)}
 
 # (size, out_size, N, k, B): h*w < N, h*w > N, coprime and non-square sizes, k = N.
@@ -97,8 +98,9 @@ def test_search_neighbours_equal_spec_order(size, out_size, n, k, batch, cluster
     expected = torch.tensor(spec_neighbours(coords, size, out_size, k)).view(batch, -1, k)
     index, _ = reference.knn_search(coords, size, out_size, k)
     assert torch.equal(index, expected)
-    index, weights = knn_search_op(coords.to(torch.int32), *size, *out_size, k, True)
-    assert torch.equal(index.long(), expected)
+    for search in SEARCHES:
+        index, weights = knn_search_op(coords.to(torch.int32), *size, *out_size, k, True, search)
+        assert torch.equal(index.long(), expected)
     torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2], dtype=torch.float64))
 
 
@@ -155,8 +157,9 @@ def test_opcheck(backend, device):
     size, out_size = (6, 6), (4, 5)
     x, coords = make_case(size, out_size, 10, 2, channels=3)
     x, coords = x.to(device).requires_grad_(), coords.to(device=device, dtype=torch.int32)
-    index, weights = knn_search_op(coords, *size, *out_size, 3, True)
-    torch.library.opcheck(knn_search_op, (coords, *size, *out_size, 3, True))
+    search = ik._dispatch.knn_search(backend)
+    index, weights = knn_search_op(coords, *size, *out_size, 3, True, search)
+    torch.library.opcheck(knn_search_op, (coords, *size, *out_size, 3, True, search))
     torch.library.opcheck(knn_gather_op, (x, index, weights, *out_size, backend))
     y = torch.randn(2, 3, *out_size, dtype=torch.float64, device=device, requires_grad=True)
     torch.library.opcheck(grid_to_points_op, (y, coords, *size, backend))
@@ -185,7 +188,7 @@ def test_compiled_search_scales_on_a_realistic_case():
     coords = ik.random_coords(2, (64, 64), 1 / 8, generator=torch.Generator().manual_seed(3))
     for out_size in ((32, 32), (96, 80)):
         expected, _ = reference.knn_search(coords, (64, 64), out_size, 3)
-        index, _ = knn_search_op(coords.to(torch.int32), 64, 64, *out_size, 3, False)
+        index, _ = knn_search_op(coords.to(torch.int32), 64, 64, *out_size, 3, False, "cpu")
         assert torch.equal(index.long(), expected)
 
 
@@ -207,7 +210,7 @@ def test_compiled_search_equals_brute_force_on_dense_lattices(size, fraction, ou
     else:
         coords = random_points(2, size, n, generator=torch.Generator().manual_seed(5))  # unsorted: ties by index
     expected, _ = reference.knn_search(coords, size, out_size, k)
-    index, _ = knn_search_op(coords.to(torch.int32), *size, *out_size, k, False)
+    index, _ = knn_search_op(coords.to(torch.int32), *size, *out_size, k, False, "cpu")
     assert torch.equal(index.long(), expected)
 
 
