@@ -359,7 +359,7 @@ def point_count(fraction, count, size):
     """random_coords' N from exactly one of fraction in (0, 1] and count in [1, H * W]."""
     h, w = size
     if (fraction is None) == (count is None):
-        raise ValueError("give exactly one of fraction and count")
+        raise ValueError(f"fraction and count: give exactly one of them, got fraction={fraction!r}, count={count!r}")
     if fraction is not None:
         if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction <= 1:
             raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
