@@ -58,7 +58,8 @@ def resolve_backend(backend, device: torch.device) -> str:
 
 
 def available_backends(device="cpu"):
-    """The backends that can run on `device` in this process."""
+    """The backends that can run on `device` in this process.
+    Contract: docs/ops.md#backends"""
     device = torch.device(device)
     return [b for b in BACKENDS if _unavailable_reason(b, device) is None]
 

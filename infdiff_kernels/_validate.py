@@ -288,7 +288,7 @@ def k_neighbours(k, n):
 
 
 def lattice_distance(size, out_size):
-    """The k-NN search compares the integer lattice distance D (docs/ops.md#knn-to-grid) in
+    """The k-NN search compares the integer lattice distance D (docs/ops.md#knn_to_grid) in
     int64: refuse sizes whose largest D does not fit."""
     from .knn.reference import max_lattice_distance
 

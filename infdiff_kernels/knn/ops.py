@@ -16,7 +16,7 @@ def knn_search_op(
     coords: torch.Tensor, H: int, W: int, h: int, w: int, k: int, double_weights: bool, search: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(index (B, h*w, k) int32, weights (B, h*w, k) float64 or float32) of the exact search
-    of docs/ops.md#knn-to-grid, run by `search` ("cpu" / "cuda": compiled; "torch": the
+    of docs/ops.md#knn_to_grid, run by `search` ("cpu" / "cuda": compiled; "torch": the
     brute force of reference.py), as _dispatch.knn_search names it for the backend."""
     if search == "torch":
         index, weights = reference.knn_search(coords, (H, W), (h, w), k)
@@ -133,7 +133,7 @@ def knn_to_grid(x, coords, size, out_size, k=3, *, backend=None, check=True):
     check=False skips the duplicate-point check. Gradients flow to x. The gather runs on
     `backend`; the search runs as docs/ops.md#backends lists: compiled for "cpu" and "cuda",
     the torch brute force for "reference" and "triton".
-    Contract: docs/ops.md#knn-to-grid"""
+    Contract: docs/ops.md#knn_to_grid"""
     size, out_size, k = _validate.knn_inputs(x, coords, size, out_size, k)
     backend = _dispatch.resolve_backend(backend, x.device)
     coords32 = _validate.checked_coords_op(coords, *size, check)
@@ -148,7 +148,7 @@ def grid_to_points(y, coords, size, *, backend=None):
     """Bilinear samples (B, N, C) of the grid y (B, C, h, w) at the points coords (B, N, 2)
     of an (H, W) lattice: F.grid_sample(border, align_corners=False) at their centres.
     Gradients flow to y.
-    Contract: docs/ops.md#grid-to-points"""
+    Contract: docs/ops.md#grid_to_points"""
     size = _validate.grid_points(y, coords, size)
     backend = _dispatch.resolve_backend(backend, y.device)
     coords32 = _validate.checked_coords_op(coords, *size, False)

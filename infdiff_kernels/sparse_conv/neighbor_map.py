@@ -4,7 +4,7 @@ Data structure: a dense per-sample lookup grid. `lookup[b, i, j]` holds the inde
 point of batch element b at pixel (i, j), or -1. A kernel finds the neighbour at window
 offset (dy, dx) of point n with one load, `lookup[b, row_n + dy, col_n + dx]`, so it needs
 no hash probing and no per-pair list; forward and backward walk the same K*K offsets.
-`counts[b, n]` is the window size m of docs/ops.md#sparse-depthwise-convolution. Backend
+`counts[b, n]` is the window size m of docs/ops.md#sparse_depthwise_conv. Backend
 "cpu" builds both in one C++ pass (csrc/cpu/neighbor_map.h); every other backend with torch
 ops on the tensors' device: a scatter, and a summed-area table of the occupancy grid
 (O(B H W), independent of K). _dispatch.neighbor_map_builder says which; the build is one
@@ -25,7 +25,8 @@ from .. import _dispatch, _validate
 @dataclass(frozen=True, eq=False)
 class NeighborMap:
     """Built once per (coords, size, kernel_size) by `build_neighbor_map`; pass it to every
-    `sparse_depthwise_conv` on those points (and their backward reuses it)."""
+    `sparse_depthwise_conv` on those points (and their backward reuses it).
+    Contract: docs/ops.md#build_neighbor_map"""
 
     coords: torch.Tensor  # (B, N, 2) int32, contiguous
     lookup: torch.Tensor  # (B, H, W) int32: point index or -1
@@ -100,7 +101,7 @@ def build_neighbor_map(coords, size, kernel_size, *, check=True, backend=None) -
     Coordinates outside the grid raise ValueError; so do duplicate points unless check=False.
     `backend` picks the builder as docs/ops.md#backends lists ("cpu": one C++ pass, the
     others: torch ops); None picks the fastest for coords' device.
-    Contract: docs/ops.md#neighbour-map"""
+    Contract: docs/ops.md#build_neighbor_map"""
     _validate.coords_tensor(coords)
     size = _validate.size2("size", size)
     kernel_size = _validate.kernel_size(kernel_size)

@@ -91,7 +91,7 @@ def sparse_depthwise_conv(
     When given, the kernels read the map's coordinates, checked when it was built, and coords
     must only match them in shape and device. check=False skips the duplicate-point check.
     weight and bias are cast to x's dtype (as under autocast).
-    Contract: docs/ops.md#sparse-depthwise-convolution"""
+    Contract: docs/ops.md#sparse_depthwise_conv"""
     size = _validate.points(x, coords, size)
     k = _validate.kernel(weight, bias, x.shape[-1])
     _validate.choice("normalize", normalize, _validate.NORMALIZE_MODES)

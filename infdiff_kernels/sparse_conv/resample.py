@@ -1,4 +1,4 @@
-"""resample_kernel: a sparse-conv kernel for another resolution (docs/ops.md#resample-kernel)."""
+"""resample_kernel: a sparse-conv kernel for another resolution (docs/ops.md#resample_kernel)."""
 import math
 
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ def resample_kernel(weight, scale, normalize="partial"):
 
     When r = 0 or r' = 0 the result is the centre tap alone, unscaled: a 1x1 kernel has no
     window whose integral the factor could keep.
-    Contract: docs/ops.md#resample-kernel"""
+    Contract: docs/ops.md#resample_kernel"""
     k, scale = _validate.resample_inputs(weight, scale, normalize)
     r = k // 2
     r_new = math.floor(r * scale + 0.5)

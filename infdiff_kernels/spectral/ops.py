@@ -123,7 +123,7 @@ def wiener(u, sigma, nsr=0.05, boundary="reflect", *, backend=None):
 def q_sample(x0, noise, a, s, sigma, boundary="reflect", *, backend=None):
     """x_t = mollify(a * x0 + s * noise) in one forward and one inverse transform. x0 and
     noise are (B, ..., H, W); a and s are floats or (B,) tensors.
-    Contract: docs/ops.md#q-sample"""
+    Contract: docs/ops.md#q_sample"""
     _validate.q_sample_inputs(x0, noise)
     a = _validate.per_batch("a", a, x0)
     s = _validate.per_batch("s", s, x0)
@@ -141,7 +141,7 @@ def gaussian_random_field(shape, alpha, tau, generator=None, dtype=torch.float32
     """Periodic samples (shape (..., H, W)) of N(0, C), C = tau^(2 alpha - 2) (tau^2 - Laplacian)^(-alpha),
     whose pixel variance converges as the resolution grows. device defaults to the
     generator's (else CPU).
-    Contract: docs/ops.md#gaussian-random-field"""
+    Contract: docs/ops.md#gaussian_random_field"""
     shape = _validate.grid_shape(shape)
     alpha = _validate.greater_than_one("alpha", alpha)
     tau = _validate.positive_finite("tau", tau)
@@ -158,7 +158,7 @@ def gaussian_random_field(shape, alpha, tau, generator=None, dtype=torch.float32
 
 def mollified_noise(shape, sigma, boundary="reflect", generator=None, *, dtype=torch.float32, device=None, backend=None):
     """mollify(white noise of unit pixel variance), shape (..., H, W).
-    Contract: docs/ops.md#mollified-noise"""
+    Contract: docs/ops.md#mollified_noise"""
     shape = _validate.grid_shape(shape)
     sigma = _validate.sigma(sigma)
     code = _boundary(boundary)

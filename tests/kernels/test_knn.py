@@ -1,4 +1,4 @@
-"""knn_to_grid and grid_to_points against docs/ops.md#knn-to-grid and #grid-to-points: every
+"""knn_to_grid and grid_to_points against docs/ops.md#knn_to_grid and #grid_to_points: every
 backend (the reference included) against an independent exact oracle written from the
 contract's text (fractions, no infdiff code), every backend against the reference, errors,
 gradients and the custom-op contract."""
@@ -39,7 +39,7 @@ def clustered_points(batch, size, n):
 
 
 def spec_oracle(x, coords, size, out_size, k):
-    """docs/ops.md#knn-to-grid from its text alone: exact squared distances as fractions of the domain
+    """docs/ops.md#knn_to_grid from its text alone: exact squared distances as fractions of the domain
     positions, ordered by (distance, point index), inverse-square weights, normalised."""
     (H, W), (h, w) = size, out_size
     x = np.asarray(x, dtype=np.float64)

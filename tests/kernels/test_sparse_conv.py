@@ -1,4 +1,4 @@
-"""sparse_depthwise_conv and resample_kernel against docs/ops.md#sparse-depthwise-convolution:
+"""sparse_depthwise_conv and resample_kernel against docs/ops.md#sparse_depthwise_conv:
 the reference against the contract's dense form and a literal loop, every backend against the
 reference, errors, gradients and the custom-op contract."""
 import itertools
@@ -41,7 +41,7 @@ def make_case(batch, channels, k, density, size=SIZE, dtype=torch.float64, seed=
 
 
 def literal_loop(x, coords, size, weight, bias, normalize):
-    """docs/ops.md#sparse-depthwise-convolution word for word, in Python loops (tiny cases only)."""
+    """docs/ops.md#sparse_depthwise_conv word for word, in Python loops (tiny cases only)."""
     b_, n_, c_ = x.shape
     k = weight.shape[-1]
     r = k // 2
