@@ -180,7 +180,7 @@ def coords_in_range(coords, size):
 
 
 def duplicate_error(coords, b, n):
-    """The error for point n of batch element b, which repeats an earlier point."""
+    """The error for point n of batch element b of coords (B, N, 2), which repeats another."""
     return ValueError(
         f"coords holds duplicate points in batch element {b}: {coords[b, n].tolist()} "
         "appears more than once (pass check=False to skip this check)"
@@ -211,8 +211,9 @@ def every_point_kept(lookup, linear, index, coords):
 
 
 def neighbor_map_status(coords, size, off_grid, duplicate):
-    """Turns the C++ neighbour-map pass's findings (flat index b * N + n of the first point
-    off the grid / repeating another, or -1) into the errors the torch path raises."""
+    """Turns the C++ neighbour-map pass's findings on coords (B, N, 2) int32 (flat index
+    b * N + n of the first point off the grid / repeating another, or -1) into the errors the
+    torch path raises."""
     if off_grid >= 0:
         coords_in_range(coords, size)  # raises, naming the point
     if duplicate >= 0:
@@ -246,8 +247,9 @@ def kernel_size(value):
 
 
 def neighbor_map(value, size, k, coords, device):
-    """A NeighborMap built for these points (shape, device), this size and this K. The map's
-    own coordinates were checked when it was built; they are the ones the kernels read."""
+    """A NeighborMap built for the points coords (B, N, 2) (shape, device), this size and
+    this K. The map's own coordinates were checked when it was built; they are the ones the
+    kernels read."""
     from .sparse_conv.neighbor_map import NeighborMap
 
     if not isinstance(value, NeighborMap):
@@ -300,7 +302,8 @@ def lattice_distance(size, out_size):
 
 
 def knn_inputs(x, coords, size, out_size, k):
-    """knn_to_grid's arguments: returns (size, out_size, k)."""
+    """knn_to_grid's x (B, N, C) float and coords (B, N, 2), sizes and k: returns
+    (size, out_size, k)."""
     size = points(x, coords, size)
     out_size = size2("out_size", out_size)
     k = k_neighbours(k, x.shape[1])

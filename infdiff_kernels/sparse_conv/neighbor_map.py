@@ -40,6 +40,7 @@ class NeighborMap:
 
 
 def _scatter_lookup(coords, size, check):
+    """The lookup grid (B, H, W) int32 of coords (B, N, 2) int32 (on the grid)."""
     b, n, _ = coords.shape
     h, w = size
     linear = coords[..., 0].long() * w + coords[..., 1].long()
@@ -53,6 +54,8 @@ def _scatter_lookup(coords, size, check):
 
 
 def _window_counts(lookup, coords, radius):
+    """The window sizes (B, N) of coords (B, N, 2) from lookup (B, H, W), by a summed-area
+    table of the occupancy grid."""
     b, h, w = lookup.shape
     occupied = torch.zeros((b, h + 1, w + 1), device=lookup.device, dtype=torch.int32)
     occupied[:, 1:, 1:] = (lookup >= 0).to(torch.int32)
