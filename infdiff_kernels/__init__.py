@@ -1,8 +1,11 @@
-"""infdiff_kernels: the operators of infinite-resolution diffusion (contract: SPEC.md).
+"""infdiff_kernels: the operators of infinite-resolution diffusion.
+
+Contract: docs/ops.md (geometry, each op's definition, backends, dtypes, errors).
 
 Every op takes `backend=None` ("reference", "cpu", "triton", "cuda"; None picks the
 fastest for the tensors' device) and accepts torch tensors or DLPack arrays (NumPy, CuPy),
-returning the caller's array type (see `infdiff_kernels.interop`)."""
+returning the caller's array type (see `infdiff_kernels.interop`). Inputs are checked in
+`_validate` and the backend is picked in `_dispatch`, nowhere else."""
 from ._dispatch import BACKENDS, available_backends
 from .interop import dlpack_op
 from . import coords as _coords

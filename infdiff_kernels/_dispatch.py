@@ -1,4 +1,6 @@
-"""Backend choice, done once per call before any kernel runs (SPEC "Backends")."""
+"""Backend choice, done once per call before any kernel runs, and the table of which
+implementation runs each part of an op for each backend (docs/ops.md#backends)."""
+import importlib
 import importlib.util
 import os
 
@@ -56,6 +58,39 @@ def resolve_backend(backend, device: torch.device) -> str:
 
 
 def available_backends(device="cpu"):
-    """The backends that can run on `device` in this process."""
+    """The backends that can run on `device` in this process.
+    Contract: docs/ops.md#backends"""
     device = torch.device(device)
     return [b for b in BACKENDS if _unavailable_reason(b, device) is None]
+
+
+# Parts of an op that not every backend implements itself. Each backend's choice for each part
+# is fixed here and documented in docs/ops.md#backends; nothing is substituted at run time
+# because of what happens to be built.
+#   neighbour map: "cpu" builds it in one C++ pass; the others build it with torch ops on the
+#     tensors' device (a scatter and a summed-area table: no Triton or CUDA kernel exists).
+#   k-NN search: "cpu" and "cuda" run the compiled exact ring search; "reference" and "triton"
+#     run the torch brute force of knn/reference.py on the tensors' device.
+NEIGHBOR_MAP_BUILDERS = {"reference": "torch", "cpu": "cpu", "triton": "torch", "cuda": "torch"}
+KNN_SEARCHES = {"reference": "torch", "cpu": "cpu", "triton": "torch", "cuda": "cuda"}
+
+
+def neighbor_map_builder(backend: str) -> str:
+    """Who builds the neighbour map for a resolved `backend`: "cpu" (C++) or "torch"."""
+    return NEIGHBOR_MAP_BUILDERS[backend]
+
+
+def knn_search(backend: str) -> str:
+    """Who runs the k-NN search for a resolved `backend`: "cpu", "cuda" (compiled) or "torch"."""
+    return KNN_SEARCHES[backend]
+
+
+def kernels(family: str, backend: str):
+    """The module or extension holding `family`'s kernels ("sparse_conv", "knn", "spectral")
+    for a resolved non-reference `backend` (or a part name "cpu" / "cuda"): the extension
+    dispatches "cpu" and "cuda" on the tensors' device itself."""
+    if backend == "triton":
+        return importlib.import_module(f"infdiff_kernels.{family}.triton")
+    if backend in ("cpu", "cuda"):
+        return _ext.ext
+    raise ValueError(f"no compiled kernels of {family} for backend {backend!r}")

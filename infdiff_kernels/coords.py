@@ -1,10 +1,8 @@
 """Coordinate helpers of the pipeline: which pixels are the sparse points, and moving
 features between dense images (B, C, H, W) and point features (B, N, C).
 
-Point coordinates follow SPEC "Geometry": integer (row, col) pairs, (B, N, 2), N distinct
+Point coordinates follow docs/ops.md#geometry: integer (row, col) pairs, (B, N, 2), N distinct
 pixels per batch element."""
-from numbers import Real
-
 import torch
 
 from . import _validate
@@ -13,19 +11,12 @@ from . import _validate
 def random_coords(batch, size, fraction=None, count=None, *, generator=None, device="cpu", dtype=torch.int64):
     """(batch, N, 2) uniformly random distinct pixels of an (H, W) grid per batch element, in
     ascending pixel order (the training sampler of infinite-resolution diffusion). Give either
-    `fraction` in (0, 1] (N = round(fraction * H * W), at least 1) or `count` N in [1, H * W]."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
-        raise ValueError(f"batch must be an int >= 0, got {batch!r}")
+    `fraction` in (0, 1] (N = round(fraction * H * W), at least 1) or `count` N in [1, H * W].
+    Contract: docs/ops.md#coordinate-helpers"""
+    _validate.batch_count(batch)
     h, w = _validate.size2("size", size)
     _validate.coord_dtype(dtype)
-    if (fraction is None) == (count is None):
-        raise ValueError("give exactly one of fraction and count")
-    if fraction is not None:
-        if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
-        count = max(1, round(fraction * h * w))
-    elif isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= h * w:
-        raise ValueError(f"count must be an int in [1, H * W = {h * w}], got {count!r}")
+    count = _validate.point_count(fraction, count, (h, w))
     device = torch.device(device)
     gen_device = generator.device if generator is not None else device
     # The k smallest of i.i.d. uniform keys are a uniform k-subset.
@@ -35,7 +26,8 @@ def random_coords(batch, size, fraction=None, count=None, *, generator=None, dev
 
 
 def grid_coords(size, batch=None, *, device="cpu", dtype=torch.int64):
-    """All H * W pixels of an (H, W) grid in row-major order: (H * W, 2), or (batch, H * W, 2)."""
+    """All H * W pixels of an (H, W) grid in row-major order: (H * W, 2), or (batch, H * W, 2).
+    Contract: docs/ops.md#coordinate-helpers"""
     h, w = _validate.size2("size", size)
     _validate.coord_dtype(dtype)
     rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
@@ -44,19 +36,15 @@ def grid_coords(size, batch=None, *, device="cpu", dtype=torch.int64):
 
 
 def _image_points(image, coords):
-    _validate.tensor("image", image, 4)
-    _validate.tensor("coords", coords, 3)
-    _validate.dtype_in("coords", coords, _validate.COORD_DTYPES)
-    if coords.shape[-1] != 2 or coords.shape[0] != image.shape[0]:
-        raise ValueError(f"coords must be (B, N, 2) with B = {image.shape[0]}, got shape {tuple(coords.shape)}")
-    _validate.same_device(image=image, coords=coords)
-    _validate.index_count("coords", coords.shape[1], "the number of points N")
-    size = _validate.coords_in_range(coords, tuple(image.shape[2:]))
-    return (coords[..., 0].long() * size[1] + coords[..., 1].long()).unsqueeze(1)  # (B, 1, N)
+    """The linear pixel index (B, 1, N) of each point of an image (B, C, H, W)."""
+    h, w = _validate.image_points(image, coords)
+    coords32 = _validate.checked_coords_op(coords, h, w, False)
+    return (coords32[..., 0].long() * w + coords32[..., 1].long()).unsqueeze(1)
 
 
 def gather_points(image, coords):
-    """Point features (B, N, C) of a dense image (B, C, H, W) at coords (B, N, 2)."""
+    """Point features (B, N, C) of a dense image (B, C, H, W) at coords (B, N, 2).
+    Contract: docs/ops.md#coordinate-helpers"""
     linear = _image_points(image, coords)
     b, c, h, w = image.shape
     flat = image.reshape(b, c, h * w)  # explicit: B or C may be 0
@@ -66,10 +54,10 @@ def gather_points(image, coords):
 def scatter_points(x, coords, size, fill=0.0, *, check=True):
     """(image (B, C, H, W), mask (B, 1, H, W) bool): point features x (B, N, C) written at
     coords on a grid filled with `fill`, and where they were written. Duplicate points (which
-    would leave one of their values at random) raise ValueError unless check=False."""
+    would leave one of their values at random) raise ValueError unless check=False.
+    Contract: docs/ops.md#coordinate-helpers"""
     size = _validate.points(x, coords, size)
-    if check:
-        _validate.distinct(coords, size)
+    coords = _validate.checked_coords_op(coords, *size, check)
     b, n, c = x.shape
     image = x.new_full((b, c, size[0] * size[1]), fill)
     linear = (coords[..., 0].long() * size[1] + coords[..., 1].long()).unsqueeze(1)

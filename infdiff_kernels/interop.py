@@ -13,9 +13,14 @@ import importlib
 import torch
 
 
+# Arguments that are never arrays; asking a symbolic size (torch.compile) for __dlpack__
+# would stop the trace.
+_NOT_ARRAYS = (torch.Tensor, int, float, bool, str, tuple, list, torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
 def to_torch(value):
     """(tensor, foreign type or None): a zero-copy torch view of a DLPack array."""
-    if isinstance(value, torch.Tensor) or not hasattr(value, "__dlpack__"):
+    if value is None or isinstance(value, _NOT_ARRAYS) or not hasattr(value, "__dlpack__"):
         return value, None
     try:
         return torch.from_dlpack(value), type(value)

@@ -1,47 +1,31 @@
 """torch.library custom ops of the k-NN lerp (search, gather, scatter, bilinear sampling and
 its adjoint; fake kernels; autograd) and the public `knn_to_grid` / `grid_to_points`, which
-validate once, pick the backend and call them.
+validate once (_validate), pick the backend (_dispatch) and call them.
 
 knn_to_grid = knn_gather(x, *knn_search(coords)): the search runs once per call, and the
 gather saves its (index, weights) so backward is the scatter over the same neighbours.
 gather and scatter are each other's adjoint, so each one's autograd is the other."""
 import torch
 
-from .. import _dispatch, _ext, _validate
+from .. import _dispatch, _validate
 from . import reference
-
-
-def _kernels(backend):
-    if backend == "triton":
-        from . import triton as triton_kernels
-
-        return triton_kernels
-    return _ext.ext  # "cpu" and "cuda": the extension dispatches on the tensors' device
-
-
-def _search_kernels(device):
-    """The compiled exact search for `device` when built, else None (the torch brute force)."""
-    if device.type == "cpu" and _ext.has_cpu_kernels():
-        return _ext.ext
-    if device.type == "cuda" and _ext.has_cuda_kernels():
-        return _ext.ext
-    return None
 
 
 @torch.library.custom_op("infdiff::knn_search", mutates_args=())
 def knn_search_op(
-    coords: torch.Tensor, H: int, W: int, h: int, w: int, k: int, double_weights: bool
+    coords: torch.Tensor, H: int, W: int, h: int, w: int, k: int, double_weights: bool, search: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(index (B, h*w, k) int32, weights (B, h*w, k) float64 or float32), SPEC section 2."""
-    ext = _search_kernels(coords.device)
-    if ext is not None:
-        return ext.knn_search(coords, H, W, h, w, k, double_weights)
-    index, weights = reference.knn_search(coords, (H, W), (h, w), k)
-    return index.to(torch.int32), weights.to(torch.float64 if double_weights else torch.float32)
+    """(index (B, h*w, k) int32, weights (B, h*w, k) float64 or float32) of the exact search
+    of docs/ops.md#knn_to_grid, run by `search` ("cpu" / "cuda": compiled; "torch": the
+    brute force of reference.py), as _dispatch.knn_search names it for the backend."""
+    if search == "torch":
+        index, weights = reference.knn_search(coords, (H, W), (h, w), k)
+        return index.to(torch.int32), weights.to(torch.float64 if double_weights else torch.float32)
+    return _dispatch.kernels("knn", search).knn_search(coords, H, W, h, w, k, double_weights)
 
 
 @knn_search_op.register_fake
-def _(coords, H, W, h, w, k, double_weights):
+def _(coords, H, W, h, w, k, double_weights, search):
     b = coords.shape[0]
     dtype = torch.float64 if double_weights else torch.float32
     return coords.new_empty((b, h * w, k), dtype=torch.int32), coords.new_empty((b, h * w, k), dtype=dtype)
@@ -49,7 +33,7 @@ def _(coords, H, W, h, w, k, double_weights):
 
 @torch.library.custom_op("infdiff::knn_gather", mutates_args=())
 def knn_gather_op(x: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, h: int, w: int, backend: str) -> torch.Tensor:
-    return _kernels(backend).knn_gather(x, index, weights, h, w)
+    return _dispatch.kernels("knn", backend).knn_gather(x, index, weights, h, w)
 
 
 @knn_gather_op.register_fake
@@ -59,7 +43,7 @@ def _(x, index, weights, h, w, backend):
 
 @torch.library.custom_op("infdiff::knn_scatter", mutates_args=())
 def knn_scatter_op(grad_out: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, n: int, backend: str) -> torch.Tensor:
-    return _kernels(backend).knn_scatter(grad_out, index, weights, n)
+    return _dispatch.kernels("knn", backend).knn_scatter(grad_out, index, weights, n)
 
 
 @knn_scatter_op.register_fake
@@ -95,7 +79,7 @@ knn_scatter_op.register_autograd(_scatter_backward, setup_context=_scatter_setup
 
 @torch.library.custom_op("infdiff::grid_to_points", mutates_args=())
 def grid_to_points_op(y: torch.Tensor, coords: torch.Tensor, H: int, W: int, backend: str) -> torch.Tensor:
-    return _kernels(backend).grid_to_points(y, coords, H, W)
+    return _dispatch.kernels("knn", backend).grid_to_points(y, coords, H, W)
 
 
 @grid_to_points_op.register_fake
@@ -107,7 +91,7 @@ def _(y, coords, H, W, backend):
 def grid_to_points_backward_op(
     grad_out: torch.Tensor, coords: torch.Tensor, H: int, W: int, h: int, w: int, backend: str
 ) -> torch.Tensor:
-    return _kernels(backend).grid_to_points_backward(grad_out, coords, H, W, h, w)
+    return _dispatch.kernels("knn", backend).grid_to_points_backward(grad_out, coords, H, W, h, w)
 
 
 @grid_to_points_backward_op.register_fake
@@ -141,61 +125,33 @@ grid_to_points_op.register_autograd(_sample_backward, setup_context=_sample_setu
 grid_to_points_backward_op.register_autograd(_adjoint_backward, setup_context=_adjoint_setup)
 
 
-check_distinct = _validate.distinct
-
-
-def check_distance_range(size, out_size):
-    if reference.max_lattice_distance(size, out_size) > 2**63 - 1:
-        raise ValueError(
-            f"size={size} with out_size={out_size}: the integer lattice distance D of SPEC section 2 "
-            "can exceed 2^63 - 1; use smaller or less coprime sizes"
-        )
-
-
 def knn_to_grid(x, coords, size, out_size, k=3, *, backend=None, check=True):
     """Features x (B, N, C) on the points coords (B, N, 2) of an (H, W) lattice, moved onto an
     (h, w) grid (B, C, h, w) by inverse-square-distance weighting of each cell's k nearest
-    points, found exactly in the (D, index) order of SPEC section 2.
+    points, found exactly in (lattice distance, point index) order.
 
-    check=False skips the duplicate-point check. Gradients flow to x. Backends "cpu" and
-    "cuda" search with the compiled ring search; "triton" gathers/scatters in Triton and uses
-    the compiled search for the device when built, else the torch brute force."""
-    size = _validate.points(x, coords, size)
-    out_size = _validate.size2("out_size", out_size)
-    k = _validate.k_neighbours(k, x.shape[1])
-    check_distance_range(size, out_size)
-    _validate.index_count("out_size", out_size[0] * out_size[1], "the number of output cells h * w")
+    check=False skips the duplicate-point check. Gradients flow to x. The gather runs on
+    `backend`; the search runs as docs/ops.md#backends lists: compiled for "cpu" and "cuda",
+    the torch brute force for "reference" and "triton".
+    Contract: docs/ops.md#knn_to_grid"""
+    size, out_size, k = _validate.knn_inputs(x, coords, size, out_size, k)
     backend = _dispatch.resolve_backend(backend, x.device)
-    if check:
-        check_distinct(coords, size)
+    coords32 = _validate.checked_coords_op(coords, *size, check)
     if backend == "reference":
-        return reference.knn_to_grid(x, coords, size, out_size, k)
-    index, weights = knn_search_op(
-        coords.to(torch.int32).contiguous(), *size, *out_size, k, x.dtype == torch.float64
-    )
+        return reference.knn_to_grid(x, coords32, size, out_size, k)
+    search = _dispatch.knn_search(backend)
+    index, weights = knn_search_op(coords32, *size, *out_size, k, x.dtype == torch.float64, search)
     return knn_gather_op(x.contiguous(), index, weights, *out_size, backend)
 
 
 def grid_to_points(y, coords, size, *, backend=None):
     """Bilinear samples (B, N, C) of the grid y (B, C, h, w) at the points coords (B, N, 2)
     of an (H, W) lattice: F.grid_sample(border, align_corners=False) at their centres.
-    Gradients flow to y."""
-    _validate.tensor("y", y, 4)
-    _validate.dtype_in("y", y, _validate.FLOAT_DTYPES)
-    _validate.tensor("coords", coords, 3)
-    _validate.dtype_in("coords", coords, _validate.COORD_DTYPES)
-    if coords.shape[-1] != 2:
-        raise ValueError(f"coords must be (B, N, 2), got shape {tuple(coords.shape)}")
-    if coords.shape[0] != y.shape[0]:
-        raise ValueError(f"coords has B = {coords.shape[0]} but y has B = {y.shape[0]}")
-    if y.shape[2] < 1 or y.shape[3] < 1:
-        raise ValueError(f"y must have h, w >= 1, got shape {tuple(y.shape)}")
-    _validate.same_device(y=y, coords=coords)
-    _validate.index_count("coords", coords.shape[1], "the number of points N")
-    if max(y.shape[2:]) > _validate.MAX_SIDE:
-        raise ValueError(f"y must have h, w <= 2^30 (int32 index arithmetic), got shape {tuple(y.shape)}")
-    size = _validate.coords_in_range(coords, _validate.size2("size", size))
+    Gradients flow to y.
+    Contract: docs/ops.md#grid_to_points"""
+    size = _validate.grid_points(y, coords, size)
     backend = _dispatch.resolve_backend(backend, y.device)
+    coords32 = _validate.checked_coords_op(coords, *size, False)
     if backend == "reference":
-        return reference.grid_to_points(y, coords, size)
-    return grid_to_points_op(y.contiguous(), coords.to(torch.int32).contiguous(), *size, backend)
+        return reference.grid_to_points(y, coords32, size)
+    return grid_to_points_op(y.contiguous(), coords32, *size, backend)

@@ -1,4 +1,4 @@
-"""Pure-PyTorch k-NN lerp: the executable form of SPEC section 2.
+"""Pure-PyTorch k-NN lerp: the executable form of docs/ops.md#knn_to_grid and #grid_to_points.
 
 `knn_search` is a brute force over the integer lattice distance D of every (cell, point)
 pair, ordered by (D, point index); it walks the cells in chunks so memory stays bounded.
@@ -13,7 +13,7 @@ _PAIRS_PER_CHUNK = 1 << 22
 
 
 def lattice_scales(size, out_size):
-    """(sy, sx) of SPEC section 2: W w / g and H h / g with g = gcd(W w, H h)."""
+    """(sy, sx) of the lattice distance (docs/ops.md#knn_to_grid): W w / g and H h / g with g = gcd(W w, H h)."""
     (H, W), (h, w) = size, out_size
     g = math.gcd(W * w, H * h)
     return W * w // g, H * h // g

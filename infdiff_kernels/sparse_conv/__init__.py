@@ -1,4 +1,4 @@
-"""Sparse depthwise convolution with neighbourhood-count normalisation (SPEC section 1)."""
+"""Sparse depthwise convolution with neighbourhood-count normalisation (docs/ops.md#sparse_depthwise_conv)."""
 from .neighbor_map import NeighborMap, build_neighbor_map
 from .ops import sparse_depthwise_conv
 from .resample import resample_kernel

@@ -5,18 +5,10 @@ from typing import Optional
 
 import torch
 
-from .. import _dispatch, _ext, _validate
+from .. import _dispatch, _validate
 from . import reference
-from .neighbor_map import NeighborMap, build_neighbor_map
+from .neighbor_map import build_neighbor_map
 from .reference import NORMALIZE_CODES
-
-
-def _kernels(backend):
-    if backend == "triton":
-        from . import triton as triton_kernels
-
-        return triton_kernels
-    return _ext.ext  # "cpu" and "cuda": the extension dispatches on the tensors' device
 
 
 @torch.library.custom_op("infdiff::sparse_depthwise_conv", mutates_args=())
@@ -30,7 +22,7 @@ def sparse_depthwise_conv_op(
     normalize: int,
     backend: str,
 ) -> torch.Tensor:
-    return _kernels(backend).sparse_conv_forward(x, coords, lookup, counts, weight, bias, normalize)
+    return _dispatch.kernels("sparse_conv", backend).sparse_conv_forward(x, coords, lookup, counts, weight, bias, normalize)
 
 
 @sparse_depthwise_conv_op.register_fake
@@ -52,7 +44,7 @@ def sparse_depthwise_conv_backward_op(
     need_grad_weight: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_x, grad_weight); an output not asked for is an empty tensor."""
-    gx, gw = _kernels(backend).sparse_conv_backward(
+    gx, gw = _dispatch.kernels("sparse_conv", backend).sparse_conv_backward(
         grad_out, x, coords, lookup, counts, weight, normalize, need_grad_x, need_grad_weight
     )
     return (gx if gx is not None else x.new_empty(0)), (gw if gw is not None else weight.new_empty(0))
@@ -91,36 +83,28 @@ def sparse_depthwise_conv(
     x, coords, size, weight, bias=None, normalize="partial", *, backend=None, check=True, neighbor_map=None
 ):
     """Depthwise convolution of the point features x (B, N, C) on the points coords (B, N, 2)
-    of an (H, W) grid with weight (C, K, K), normalised by each window's point count
-    (SPEC section 1). Returns (B, N, C) on the same points.
+    of an (H, W) grid with weight (C, K, K), normalised by each window's point count.
+    Returns (B, N, C) on the same points.
 
     neighbor_map: a NeighborMap of (coords, size, K) from `build_neighbor_map`, to share
-    among all layers on the same points; built here when None. check=False skips the
-    duplicate-point check. weight and bias are cast to x's dtype (as under autocast)."""
+    among all layers on the same points; built here (by this backend's builder) when None.
+    When given, the kernels read the map's coordinates, checked when it was built, and coords
+    must only match them in shape and device. check=False skips the duplicate-point check.
+    weight and bias are cast to x's dtype (as under autocast).
+    Contract: docs/ops.md#sparse_depthwise_conv"""
     size = _validate.points(x, coords, size)
     k = _validate.kernel(weight, bias, x.shape[-1])
     _validate.choice("normalize", normalize, _validate.NORMALIZE_MODES)
     _validate.same_device(x=x, weight=weight, bias=bias)
     backend = _dispatch.resolve_backend(backend, x.device)
     if neighbor_map is None:
-        neighbor_map = build_neighbor_map(coords, size, k, check=check)
-    elif not isinstance(neighbor_map, NeighborMap):
-        raise TypeError(f"neighbor_map must be a NeighborMap from build_neighbor_map, got {type(neighbor_map).__name__}")
-    elif (
-        neighbor_map.size != size
-        or neighbor_map.kernel_size != k
-        or neighbor_map.coords.shape != coords.shape
-        or neighbor_map.coords.device != x.device
-    ):
-        raise ValueError(
-            f"neighbor_map was built for size={neighbor_map.size}, K={neighbor_map.kernel_size}, coords "
-            f"{tuple(neighbor_map.coords.shape)} on {neighbor_map.coords.device}; this call has size={size}, "
-            f"K={k}, coords {tuple(coords.shape)} on {x.device}"
-        )
+        neighbor_map = build_neighbor_map(coords, size, k, check=check, backend=backend)
+    else:
+        _validate.neighbor_map(neighbor_map, size, k, coords, x.device)
     weight = weight.to(x.dtype)
     bias = bias.to(x.dtype) if bias is not None else None
     if backend == "reference":
-        return reference.sparse_depthwise_conv(x, coords, size, weight, bias, normalize)
+        return reference.sparse_depthwise_conv(x, neighbor_map.coords, size, weight, bias, normalize)
     return sparse_depthwise_conv_op(
         x.contiguous(),
         neighbor_map.coords,

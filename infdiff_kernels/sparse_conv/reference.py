@@ -1,7 +1,8 @@
-"""Pure-PyTorch sparse depthwise convolution: the executable form of SPEC section 1.
+"""Pure-PyTorch sparse depthwise convolution: the executable form of
+docs/ops.md#sparse_depthwise_conv.
 
-`sparse_depthwise_conv` follows the SPEC's definition point by point (a gather per
-window offset); `dense_oracle` computes the same thing the other way the SPEC gives, by
+`sparse_depthwise_conv` follows the contract's definition point by point (a gather per
+window offset); `dense_oracle` computes the same thing the other way the contract gives, by
 scattering onto a dense grid and convolving. Both are differentiable by autograd."""
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,7 @@ def sparse_depthwise_conv(x, coords, size, weight, bias=None, normalize="partial
 
 
 def dense_oracle(x, coords, size, weight, bias=None, normalize="partial"):
-    """The SPEC's dense equivalent: scatter onto a zero grid and a 0/1 mask, convolve both,
+    """The contract's dense equivalent: scatter onto a zero grid and a 0/1 mask, convolve both,
     gather back at the points."""
     b, n, c = x.shape
     h, w = size

@@ -1,4 +1,4 @@
-"""resample_kernel (SPEC section 1, "Other resolutions")."""
+"""resample_kernel: a sparse-conv kernel for another resolution (docs/ops.md#resample_kernel)."""
 import math
 
 import torch.nn.functional as F
@@ -12,17 +12,10 @@ def resample_kernel(weight, scale, normalize="partial"):
     in the original kernel, times the quadrature factor (r / r')^2 unless normalize="mean".
 
     When r = 0 or r' = 0 the result is the centre tap alone, unscaled: a 1x1 kernel has no
-    window whose integral the factor could keep."""
-    _validate.tensor("weight", weight, 3)
-    _validate.dtype_in("weight", weight, _validate.FLOAT_DTYPES)
-    c, k, k2 = weight.shape
-    if k != k2 or k % 2 == 0:
-        raise ValueError(f"weight must be (C, K, K) with K odd, got shape {tuple(weight.shape)}")
-    scale = _validate.positive_finite("scale", scale)
-    _validate.choice("normalize", normalize, _validate.NORMALIZE_MODES)
+    window whose integral the factor could keep.
+    Contract: docs/ops.md#resample_kernel"""
+    k, scale = _validate.resample_inputs(weight, scale, normalize)
     r = k // 2
-    span = 2 * r * scale + 2  # > K' (a float: no overflow error for a huge scale)
-    _validate.index_count("scale", span * span, f"the resampled kernel's taps K'^2 (K = {k}, scale = {scale})")
     r_new = math.floor(r * scale + 0.5)
     if r == 0 or r_new == 0:
         return weight[:, r : r + 1, r : r + 1].clone()

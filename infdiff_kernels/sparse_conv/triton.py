@@ -18,8 +18,6 @@ import torch
 import triton
 import triton.language as tl
 
-_SUPPORTED = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
 # The grad_w reduction runs one program per (chunk of point blocks, channel block): a GPU
 # wants a few programs per SM, but each chunk adds a (K*K, C) partial sum, capped in
 # elements here. The interpreter runs programs one after another, so it takes one chunk.
@@ -144,11 +142,6 @@ def _interpreting(device):
     return device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _check_dtype(x):
-    if x.dtype not in _SUPPORTED:
-        raise TypeError(f"x must be float16, bfloat16, float32 or float64 for the triton backend, got {x.dtype}")
-
-
 def _window_scale(counts, normalize, kernel_size, dtype):
     """s of SPEC section 1 per point, flattened, in the accumulation dtype (float64 for
     float64 inputs, else float32): one division per point instead of one per tap."""
@@ -177,7 +170,6 @@ def _blocks(points, taps, channels, interpreting):
 
 def sparse_conv_forward(x, coords, lookup, counts, weight, bias, normalize):
     """out[b, n] = s[b, n] * sum over the window of n of w[:, tap] * x[b, p] + bias."""
-    _check_dtype(x)
     out = torch.empty_like(x)
     if x.numel() == 0:
         return out
@@ -208,7 +200,6 @@ def _grad_w_chunks(point_blocks, taps, channels, channel_blocks, interpreting):
 def sparse_conv_backward(grad_out, x, coords, lookup, counts, weight, normalize, need_grad_x, need_grad_weight):
     """(grad_x or None, grad_weight or None); grad_weight is accumulated in float32 (float64
     for float64 inputs) and returned in weight's dtype."""
-    _check_dtype(x)
     grad_x = torch.empty_like(x) if need_grad_x else None
     grad_w = None
     if x.numel() == 0:

@@ -1,7 +1,7 @@
 """The fast transform pipeline shared by the "cpu", "triton" and "cuda" backends: one
 rfft2, one in-place spectral multiply (the backend's kernel), one irfft2.
 
-"reflect" is a DCT-II domain filter (SPEC section 3). Mirroring to a 2H x 2W image would
+"reflect" is a DCT-II domain filter (docs/ops.md#mollify). Mirroring to a 2H x 2W image would
 quadruple the FFT work, so instead each axis is reordered as Makhoul (1980) does,
 v = [x0, x2, x4, ..., x5, x3, x1] (even samples, then odd samples reversed), and v is
 rfft2'd at the original size. The DCT-II of x along an axis of length N is then
@@ -81,7 +81,7 @@ def q_sample(x0, noise, a, s, kernels, boundary, sigma):
 
 
 def gaussian_random_field(z, kernels, alpha, tau):
-    """SPEC's irfft2(sqrt(lambda) rfft2(z, "ortho"), norm="forward") with unnormalised
+    """The contract's irfft2(sqrt(lambda) rfft2(z, "ortho"), norm="forward") with unnormalised
     transforms: the sqrt(H W) left over is folded into the multiply."""
     h, w = z.shape[-2:]
     return _filter_spectrum(z, kernels, PERIODIC, GRF, 0.0, alpha=alpha, tau=tau, scale=math.sqrt(h * w))

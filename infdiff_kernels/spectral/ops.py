@@ -1,27 +1,16 @@
 """torch.library custom ops of the spectral filters (forward, fake kernels, self-adjoint
-autograd) and the public functions, which validate once, pick the backend and call them
-(SPEC section 3)."""
-import math
-from numbers import Real
-
+autograd) and the public functions, which validate once (_validate), pick the backend
+(_dispatch) and call them (docs/ops.md#spectral-filters)."""
 import torch
 
-from .. import _dispatch, _ext, _validate
+from .. import _dispatch, _validate
 from . import dct, reference
-from .reference import BOUNDARY_CODES, MOLLIFY, PERIODIC, WIENER
-
-
-def _kernels(backend):
-    if backend == "triton":
-        from . import triton as triton_kernels
-
-        return triton_kernels
-    return _ext.ext  # "cpu" and "cuda": the extension dispatches on the tensors' device
+from .reference import BOUNDARY_CODES, MOLLIFY, WIENER
 
 
 @torch.library.custom_op("infdiff::spectral_filter", mutates_args=())
 def spectral_filter_op(u: torch.Tensor, sigma: float, nsr: float, boundary: int, mode: int, backend: str) -> torch.Tensor:
-    return dct.spectral_filter(u, _kernels(backend), boundary, mode, sigma, nsr)
+    return dct.spectral_filter(u, _dispatch.kernels("spectral", backend), boundary, mode, sigma, nsr)
 
 
 @spectral_filter_op.register_fake
@@ -46,7 +35,7 @@ spectral_filter_op.register_autograd(_filter_backward, setup_context=_filter_set
 def q_sample_op(
     x0: torch.Tensor, noise: torch.Tensor, a: torch.Tensor, s: torch.Tensor, sigma: float, boundary: int, backend: str
 ) -> torch.Tensor:
-    return dct.q_sample(x0, noise, a, s, _kernels(backend), boundary, sigma)
+    return dct.q_sample(x0, noise, a, s, _dispatch.kernels("spectral", backend), boundary, sigma)
 
 
 @q_sample_op.register_fake
@@ -78,7 +67,7 @@ q_sample_op.register_autograd(_q_backward, setup_context=_q_setup)
 
 @torch.library.custom_op("infdiff::gaussian_random_field", mutates_args=())
 def grf_op(z: torch.Tensor, alpha: float, tau: float, backend: str) -> torch.Tensor:
-    return dct.gaussian_random_field(z, _kernels(backend), alpha, tau)
+    return dct.gaussian_random_field(z, _dispatch.kernels("spectral", backend), alpha, tau)
 
 
 @grf_op.register_fake
@@ -86,54 +75,11 @@ def _(z, alpha, tau, backend):
     return torch.empty_like(z)
 
 
-# ---- validation shared by the public functions (SPEC "Errors") ----
-
-
-def _grid(name, u):
-    return _validate.spatial_grid(name, u)
-
-
 def _boundary(boundary):
-    return BOUNDARY_CODES[_validate.choice("boundary", boundary, _validate.BOUNDARY_MODES)]
-
-
-def _greater_than_one(name, value):
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 1:
-        raise ValueError(f"{name} must be a finite number > 1, got {value!r}")
-    return float(value)
-
-
-def _grid_shape(shape):
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise ValueError(f"shape must be a sequence (..., H, W) of ints, got {shape!r}") from None
-    if len(dims) < 2 or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in dims) or min(dims[-2:]) < 1:
-        raise ValueError(f"shape must be (..., H, W) with ints >= 0 and H, W >= 1, got {shape!r}")
-    if max(dims[-2:]) > _validate.MAX_SIDE:
-        raise ValueError(f"shape must have H, W <= 2^30 (int32 index arithmetic), got {shape!r}")
-    return dims
-
-
-def _per_batch(name, value, x0):
-    """a or s: a Python float or a (B,) tensor on x0's device; returned as a (B,) tensor."""
-    b = x0.shape[0]
-    if isinstance(value, torch.Tensor):
-        if value.dim() != 1 or value.shape[0] != b:
-            raise ValueError(f"{name} must be a float or a tensor of shape (B,) = ({b},), got shape {tuple(value.shape)}")
-        _validate.dtype_in(name, value, _validate.FLOAT_DTYPES)
-        _validate.same_device(x0=x0, **{name: value})
-        return _validate.finite_values(name, value).to(x0.dtype).contiguous()
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite float or a (B,) tensor, got {value!r}")
-    return torch.full((b,), float(value), dtype=x0.dtype, device=x0.device)
+    return BOUNDARY_CODES[_validate.boundary(boundary)]
 
 
 def _noise(shape, generator, dtype, device):
-    if dtype not in _validate.SPECTRAL_DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
     return torch.randn(shape, generator=generator, dtype=dtype, device=device)
@@ -153,8 +99,9 @@ def _filter(u, sigma, nsr, boundary, mode, backend):
 def mollify(u, sigma, boundary="reflect", *, backend=None):
     """Convolution of u (..., H, W) with an isotropic Gaussian of standard deviation sigma
     in domain units ([0, 1]^2), with "reflect" (even extension, a DCT-II domain filter) or
-    "periodic" boundaries (SPEC section 3)."""
-    _grid("u", u)
+    "periodic" boundaries.
+    Contract: docs/ops.md#mollify"""
+    _validate.spatial_grid("u", u)
     sigma = _validate.sigma(sigma)
     code = _boundary(boundary)
     backend = _dispatch.resolve_backend(backend, u.device)
@@ -163,8 +110,9 @@ def mollify(u, sigma, boundary="reflect", *, backend=None):
 
 def wiener(u, sigma, nsr=0.05, boundary="reflect", *, backend=None):
     """Undoes mollify(., sigma, boundary) up to the noise-to-signal ratio nsr: each
-    coefficient is multiplied by G / (G^2 + nsr)."""
-    _grid("u", u)
+    coefficient is multiplied by G / (G^2 + nsr).
+    Contract: docs/ops.md#wiener"""
+    _validate.spatial_grid("u", u)
     sigma = _validate.sigma(sigma)
     nsr = _validate.positive_finite("nsr", nsr)
     code = _boundary(boundary)
@@ -174,18 +122,11 @@ def wiener(u, sigma, nsr=0.05, boundary="reflect", *, backend=None):
 
 def q_sample(x0, noise, a, s, sigma, boundary="reflect", *, backend=None):
     """x_t = mollify(a * x0 + s * noise) in one forward and one inverse transform. x0 and
-    noise are (B, ..., H, W); a and s are floats or (B,) tensors."""
-    _grid("x0", x0)
-    _grid("noise", noise)
-    if noise.shape != x0.shape:
-        raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
-    if noise.dtype != x0.dtype:
-        raise TypeError(f"noise must have the dtype of x0 ({x0.dtype}), got {noise.dtype}")
-    _validate.same_device(x0=x0, noise=noise)
-    if x0.dim() < 3:
-        raise ValueError(f"x0 must be (B, ..., H, W) with at least 3 dimensions, got shape {tuple(x0.shape)}")
-    a = _per_batch("a", a, x0)
-    s = _per_batch("s", s, x0)
+    noise are (B, ..., H, W); a and s are floats or (B,) tensors.
+    Contract: docs/ops.md#q_sample"""
+    _validate.q_sample_inputs(x0, noise)
+    a = _validate.per_batch("a", a, x0)
+    s = _validate.per_batch("s", s, x0)
     sigma = _validate.sigma(sigma)
     code = _boundary(boundary)
     backend = _dispatch.resolve_backend(backend, x0.device)
@@ -199,12 +140,14 @@ def q_sample(x0, noise, a, s, sigma, boundary="reflect", *, backend=None):
 def gaussian_random_field(shape, alpha, tau, generator=None, dtype=torch.float32, *, device=None, backend=None):
     """Periodic samples (shape (..., H, W)) of N(0, C), C = tau^(2 alpha - 2) (tau^2 - Laplacian)^(-alpha),
     whose pixel variance converges as the resolution grows. device defaults to the
-    generator's (else CPU)."""
-    shape = _grid_shape(shape)
-    alpha = _greater_than_one("alpha", alpha)
+    generator's (else CPU).
+    Contract: docs/ops.md#gaussian_random_field"""
+    shape = _validate.grid_shape(shape)
+    alpha = _validate.greater_than_one("alpha", alpha)
     tau = _validate.positive_finite("tau", tau)
-    z = _noise(shape, generator, dtype, device)
+    _validate.noise_dtype(dtype)
     _validate.grf_parameters(alpha, tau, dtype)
+    z = _noise(shape, generator, dtype, device)
     backend = _dispatch.resolve_backend(backend, z.device)
     if z.numel() == 0:
         return z
@@ -214,10 +157,12 @@ def gaussian_random_field(shape, alpha, tau, generator=None, dtype=torch.float32
 
 
 def mollified_noise(shape, sigma, boundary="reflect", generator=None, *, dtype=torch.float32, device=None, backend=None):
-    """mollify(white noise of unit pixel variance), shape (..., H, W)."""
-    shape = _grid_shape(shape)
+    """mollify(white noise of unit pixel variance), shape (..., H, W).
+    Contract: docs/ops.md#mollified_noise"""
+    shape = _validate.grid_shape(shape)
     sigma = _validate.sigma(sigma)
     code = _boundary(boundary)
+    _validate.noise_dtype(dtype)
     z = _noise(shape, generator, dtype, device)
     backend = _dispatch.resolve_backend(backend, z.device)
     return _filter(z, sigma, 0.0, code, MOLLIFY, backend)

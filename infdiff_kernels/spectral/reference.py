@@ -1,6 +1,6 @@
-"""The spectral filters in plain PyTorch, written straight from SPEC section 3 (the
-executable SPEC): "reflect" builds the mirrored 2H x 2W image, filters it periodically and
-crops, exactly as the SPEC words it. Slow (4x the pixels) but obviously right; the fast
+"""The spectral filters in plain PyTorch, written straight from docs/ops.md#spectral-filters
+(the executable contract): "reflect" builds the mirrored 2H x 2W image, filters it periodically and
+crops, exactly as the contract words it. Slow (4x the pixels) but obviously right; the fast
 backends compute the same thing through a DCT of the original size (see dct.py)."""
 import math
 
@@ -68,7 +68,7 @@ def grf_sqrt_eigenvalues(h, w, alpha, tau, dtype, device):
 
 
 def gaussian_random_field(z, alpha, tau):
-    """The field of SPEC section 3 from the white noise z (..., H, W)."""
+    """The field of docs/ops.md#gaussian_random_field from the white noise z (..., H, W)."""
     h, w = z.shape[-2:]
     coeff = torch.fft.rfft2(z, norm="ortho") * grf_sqrt_eigenvalues(h, w, alpha, tau, z.dtype, z.device)
     return torch.fft.irfft2(coeff, s=(h, w), norm="forward")

@@ -1,9 +1,13 @@
-"""Coordinate helpers: random distinct pixel subsets, full grids, and gather/scatter between
-dense images and point features."""
+"""Coordinate helpers (docs/ops.md#coordinate-helpers): random distinct pixel subsets, full
+grids, and gather/scatter between dense images and point features; the coordinate check
+that every op shares."""
 import pytest
 import torch
 
 import infdiff_kernels as ik
+from infdiff_kernels._validate import checked_coords_op
+
+from .cases import names_argument
 
 
 def test_random_coords_are_distinct_in_range_and_sized():
@@ -11,8 +15,8 @@ def test_random_coords_are_distinct_in_range_and_sized():
     coords = ik.random_coords(3, (10, 7), 0.25, generator=g)
     assert coords.shape == (3, round(0.25 * 70), 2) and coords.dtype == torch.int64
     assert bool((coords[..., 0] < 10).all() and (coords[..., 1] < 7).all() and (coords >= 0).all())
-    for b in range(3):
-        assert len({tuple(p) for p in coords[b].tolist()}) == coords.shape[1]
+    linear = (coords[..., 0] * 7 + coords[..., 1]).sort(1).values
+    assert bool((linear[:, 1:] > linear[:, :-1]).all())  # distinct in every batch element
     assert ik.random_coords(2, (4, 4), count=16).shape == (2, 16, 2)
     assert ik.random_coords(1, (4, 4), count=5, dtype=torch.int32).dtype == torch.int32
 
@@ -30,13 +34,17 @@ def test_random_coords_are_uniform_and_reproducible():
 
 
 @pytest.mark.parametrize(
-    "kwargs,match",
-    [(dict(fraction=0.0), "fraction"), (dict(fraction=1.5), "fraction"), (dict(count=0), "count"),
-     (dict(count=17), "count"), (dict(), "exactly one"), (dict(fraction=0.5, count=3), "exactly one")],
+    "kwargs,exc,argument",
+    [(dict(fraction=0.0), ValueError, "fraction"), (dict(fraction=1.5), ValueError, "fraction"),
+     (dict(count=0), ValueError, "count"), (dict(count=17), ValueError, "count"),
+     (dict(), ValueError, "fraction"), (dict(fraction=0.5, count=3), ValueError, "fraction"),
+     (dict(count=3, batch=-1), ValueError, "batch"), (dict(count=3, size=(4, 0)), ValueError, "size"),
+     (dict(count=3, dtype=torch.float32), TypeError, "dtype")],
 )
-def test_random_coords_errors(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        ik.random_coords(1, (4, 4), **kwargs)
+def test_random_coords_errors(kwargs, exc, argument):
+    args = dict(batch=1, size=(4, 4)) | kwargs
+    with pytest.raises(exc, match=names_argument(argument)):
+        ik.random_coords(args.pop("batch"), args.pop("size"), **args)
 
 
 def test_grid_coords_row_major():
@@ -59,8 +67,33 @@ def test_gather_scatter_round_trip_and_full_grid():
     assert torch.equal(ik.gather_points(image, full).transpose(1, 2).reshape(2, 3, 5, 6), image)
 
 
-def test_gather_points_errors():
-    with pytest.raises(ValueError, match="outside"):
-        ik.gather_points(torch.zeros(1, 1, 2, 2), torch.tensor([[[2, 0]]]))
-    with pytest.raises(ValueError, match="coords must be"):
-        ik.gather_points(torch.zeros(2, 1, 2, 2), torch.tensor([[[0, 0]]]))
+@pytest.mark.parametrize(
+    "image,coords,exc,argument",
+    [
+        (torch.zeros(1, 1, 2, 2), torch.tensor([[[2, 0]]]), ValueError, "coords"),  # off the image
+        (torch.zeros(2, 1, 2, 2), torch.tensor([[[0, 0]]]), ValueError, "coords"),  # B mismatch
+        (torch.zeros(1, 2, 2), torch.tensor([[[0, 0]]]), ValueError, "image"),
+        (torch.zeros(1, 1, 2, 2), torch.tensor([[[0.0, 0.0]]]), TypeError, "coords"),
+    ],
+    ids=["outside", "B mismatch", "image ndim", "coords dtype"],
+)
+def test_gather_points_errors(image, coords, exc, argument):
+    with pytest.raises(exc, match=names_argument(argument)):
+        ik.gather_points(image, coords)
+
+
+def test_scatter_points_refuses_duplicates_unless_told():
+    x, coords = torch.ones(1, 2, 1), torch.tensor([[[1, 1], [1, 1]]])
+    with pytest.raises(ValueError, match=names_argument("coords") + " holds duplicate"):
+        ik.scatter_points(x, coords, (2, 2))
+    image, mask = ik.scatter_points(x, coords, (2, 2), check=False)
+    assert int(mask.sum()) == 1 and float(image[0, 0, 1, 1]) == 1.0
+
+
+@pytest.mark.parametrize("distinct_points", [False, True])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
+def test_checked_coords_opcheck(distinct_points, dtype):
+    coords = ik.random_coords(2, (5, 4), 0.5, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    torch.library.opcheck(checked_coords_op, (coords, 5, 4, distinct_points))
+    out = checked_coords_op(coords, 5, 4, distinct_points)
+    assert out.dtype == torch.int32 and out.is_contiguous() and torch.equal(out, coords.to(torch.int32))

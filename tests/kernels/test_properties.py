@@ -3,7 +3,7 @@
 Random shapes, densities, dtypes, kernel sizes and parameters, on every backend that runs
 here (reference, cpu, triton under TRITON_INTERPRET=1): each backend's result equals the
 reference's (computed in float64 from the same rounded inputs), and the reference equals
-the SPEC's independent forms (dense oracle, F.grid_sample, the filters' identities). Bad
+the contract's independent forms (docs/ops.md) (dense oracle, F.grid_sample, the filters' identities). Bad
 values (out-of-range or duplicate coordinates, wrong dtypes, NaN/Inf/negative parameters,
 empty tensors, N = 0, sizes past the int32 index range given as zero-stride or meta tensors)
 get the contract's named ValueError/TypeError, the same on every backend, or a correct
@@ -27,11 +27,13 @@ from hypothesis import strategies as st
 
 import infdiff_kernels as ik
 from infdiff_kernels import _ext
-from infdiff_kernels.sparse_conv import neighbor_map as nm
 from infdiff_kernels.sparse_conv import reference as conv_reference
 
-BACKENDS = [b for b in ("cpu", "triton") if b in ik.available_backends("cpu")]
-ALL = ["reference"] + BACKENDS
+from .cases import CPU_BACKENDS as ALL  # the one backend list, reference first
+
+COMPILED = [b for b in ALL if b != "reference"]  # compared with the float64 reference where the
+# reference in a half dtype is not the point (non-finite propagation)
+
 FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 SPECTRAL = (torch.float64, torch.float32)
 COORDS = (torch.int64, torch.int32)
@@ -112,10 +114,11 @@ def randn(shape, g, dtype):
 # ------------------------------------------------------------------ sparse conv + neighbour map
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(30)
 @given(pts=point_sets(), channels=st.integers(0, 4), half=st.integers(0, 6), dtype=st.sampled_from(FLOATS),
        normalize=st.sampled_from(("partial", "mean", "none")), bias=st.booleans())
-def test_sparse_conv_every_backend_matches_reference(pts, channels, half, dtype, normalize, bias):
+def test_sparse_conv_every_backend_matches_reference(backend, pts, channels, half, dtype, normalize, bias):
     coords, size, g = pts
     b, n = coords.shape[:2]
     k = 2 * half + 1  # up to 13: wider than the grid too
@@ -129,81 +132,78 @@ def test_sparse_conv_every_backend_matches_reference(pts, channels, half, dtype,
             assert_matches(want, conv_reference.dense_oracle(x64, coords, size, w64, b64, normalize), torch.float64,
                            "reference vs dense oracle")
         before = (x.clone(), coords.clone(), weight.clone())
-        for backend in ALL:
-            got = ik.sparse_depthwise_conv(x, coords, size, weight, bvec, normalize, backend=backend)
-            assert got.dtype == dtype and got.shape == (b, n, channels)
-            assert_matches(got, want, dtype, backend)
+        got = ik.sparse_depthwise_conv(x, coords, size, weight, bvec, normalize, backend=backend)
+        assert got.dtype == dtype and got.shape == (b, n, channels)
+        assert_matches(got, want, dtype, backend)
         assert all(torch.equal(a, c) for a, c in zip(before, (x, coords, weight)))  # no op writes its inputs
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(15)
 @given(pts=point_sets(max_side=6, max_batch=2, allow_empty=False), half=st.integers(0, 3),
        normalize=st.sampled_from(("partial", "mean", "none")))
-def test_sparse_conv_gradients_match_reference(pts, half, normalize):
+def test_sparse_conv_gradients_match_reference(backend, pts, half, normalize):
     coords, size, g = pts
     b, n = coords.shape[:2]
     k = 2 * half + 1
     base = [randn((b, n, 2), g, torch.float64), randn((2, k, k), g, torch.float64), randn((2,), g, torch.float64)]
-    grads = {}
+
+    def grads(be):
+        leaves = [t.clone().requires_grad_() for t in base]
+        out = ik.sparse_depthwise_conv(leaves[0], coords, size, leaves[1], leaves[2], normalize, backend=be)
+        return torch.autograd.grad(out, leaves, torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out))
+
     with no_hang():
-        for backend in ALL:
-            leaves = [t.clone().requires_grad_() for t in base]
-            out = ik.sparse_depthwise_conv(leaves[0], coords, size, leaves[1], leaves[2], normalize, backend=backend)
-            (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
-            grads[backend] = [t.grad for t in leaves]
-    for backend in BACKENDS:
-        for got, want, name in zip(grads[backend], grads["reference"], ("x", "weight", "bias")):
-            assert_matches(got, want, torch.float64, f"{backend} grad {name}")
+        got, want = grads(backend), grads("reference")
+    assert_matches(torch.cat([t.flatten() for t in got]), torch.cat([t.flatten() for t in want]), torch.float64,
+                   f"{backend} grads of (x, weight, bias)")
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(30)
 @given(pts=point_sets(max_side=12), half=st.integers(0, 7))
-def test_neighbor_map_counts_and_lookup(pts, half):
+def test_neighbor_map_counts_and_lookup(backend, pts, half):
+    """Every builder (C++ for "cpu", torch ops for the others) gives each point's index at its
+    pixel, -1 elsewhere, and the point count of its window."""
     coords, size, _ = pts
-    k = 2 * half + 1
     with no_hang():
-        nmap = ik.build_neighbor_map(coords, size, k)
+        nmap = ik.build_neighbor_map(coords, size, 2 * half + 1, backend=backend)
     b, n = coords.shape[:2]
-    h, w = size
-    # the torch path (other devices) builds the same map as the C++ pass
-    c32 = coords.to(torch.int32).contiguous()
-    lookup = nm._scatter_lookup(c32, size, True)
-    assert torch.equal(nmap.lookup, lookup)
-    assert torch.equal(nmap.counts, nm._window_counts(lookup, c32, half).to(torch.int32))
-    for bb in range(b):
-        for i, (r, c) in enumerate(coords[bb].tolist()):
-            assert int(nmap.lookup[bb, r, c]) == i
-            window = ((coords[bb, :, 0] - r).abs() <= half) & ((coords[bb, :, 1] - c).abs() <= half)
-            assert int(nmap.counts[bb, i]) == int(window.sum())
+    rows, cols = coords[..., 0].long(), coords[..., 1].long()
+    batch = torch.arange(b)[:, None].expand(b, n)
+    assert torch.equal(nmap.lookup[batch, rows, cols], torch.arange(n, dtype=torch.int32).expand(b, n))
     assert int((nmap.lookup >= 0).sum()) == b * n
+    window = ((rows[:, :, None] - rows[:, None, :]).abs() <= half) & ((cols[:, :, None] - cols[:, None, :]).abs() <= half)
+    assert torch.equal(nmap.counts, window.sum(-1).to(torch.int32))
 
 
 # ------------------------------------------------------------------ k-NN lerp and bilinear sampling
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(30)
 @given(pts=point_sets(allow_empty=False), out=st.tuples(st.integers(1, 10), st.integers(1, 10)), data=st.data(),
        channels=st.integers(0, 3), dtype=st.sampled_from(FLOATS))
-def test_knn_to_grid_every_backend_matches_reference(pts, out, data, channels, dtype):
+def test_knn_to_grid_every_backend_matches_reference(backend, pts, out, data, channels, dtype):
     coords, size, g = pts
     b, n = coords.shape[:2]
     k = data.draw(st.integers(1, min(n, 6)))
     x = randn((b, n, channels), g, dtype)
     with no_hang():
         want = ik.knn_to_grid(x.double(), coords, size, out, k, backend="reference")
-        for backend in ALL:
-            got = ik.knn_to_grid(x, coords, size, out, k, backend=backend)
-            assert got.dtype == dtype
-            assert_matches(got, want, dtype, backend)
+        got = ik.knn_to_grid(x, coords, size, out, k, backend=backend)
+        assert got.dtype == dtype
+        assert_matches(got, want, dtype, backend)
     # weights are a partition of unity: a constant field stays constant
     ones = ik.knn_to_grid(torch.ones(b, n, 1, dtype=torch.float64), coords, size, out, k)
     assert torch.allclose(ones, torch.ones_like(ones))
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(30)
 @given(pts=point_sets(), grid=st.tuples(st.integers(1, 10), st.integers(1, 10)), channels=st.integers(0, 3),
        dtype=st.sampled_from(FLOATS))
-def test_grid_to_points_matches_grid_sample(pts, grid, channels, dtype):
+def test_grid_to_points_matches_grid_sample(backend, pts, grid, channels, dtype):
     coords, size, g = pts
     b, n = coords.shape[:2]
     y = randn((b, channels, *grid), g, dtype)
@@ -215,16 +215,15 @@ def test_grid_to_points_matches_grid_sample(pts, grid, channels, dtype):
     else:
         want = torch.zeros(b, n, channels, dtype=torch.float64)
     with no_hang():
-        for backend in ALL:
-            got = ik.grid_to_points(y, coords, size, backend=backend)
-            assert got.shape == (b, n, channels) and got.dtype == dtype
-            if backend == "reference" and dtype in (torch.float16, torch.bfloat16) and got.numel():
-                # the reference is F.grid_sample in y's dtype, positions rounded to it as well
-                exact = F.grid_sample(y, pos[:, :, None, :].to(dtype), mode="bilinear", padding_mode="border",
-                                      align_corners=False)[..., 0].transpose(1, 2)
-                assert torch.equal(got, exact)
-                continue
-            assert_matches(got, want, dtype, backend)
+        got = ik.grid_to_points(y, coords, size, backend=backend)
+        assert got.shape == (b, n, channels) and got.dtype == dtype
+        if backend == "reference" and dtype in (torch.float16, torch.bfloat16) and got.numel():
+            # the reference is F.grid_sample in y's dtype, positions rounded to it as well
+            exact = F.grid_sample(y, pos[:, :, None, :].to(dtype), mode="bilinear", padding_mode="border",
+                                  align_corners=False)[..., 0].transpose(1, 2)
+            assert torch.equal(got, exact)
+            return
+        assert_matches(got, want, dtype, backend)
 
 
 # ------------------------------------------------------------------ spectral filters
@@ -235,21 +234,21 @@ grid_shapes = st.tuples(st.integers(0, 2), st.integers(1, 9), st.integers(1, 9))
 sigmas = st.one_of(st.floats(0, 0.5), st.sampled_from([0.0, 1e-300, 5.0, 1e6, 1e12, 1e300]))
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(30)
 @given(shape=grid_shapes, batch=st.integers(0, 2), sigma=sigmas, boundary=st.sampled_from(("reflect", "periodic")),
        dtype=st.sampled_from(SPECTRAL), nsr=st.floats(1e-6, 10), seed=st.integers(0, 2**16))
-def test_mollify_and_wiener_match_reference_and_identities(shape, batch, sigma, boundary, dtype, nsr, seed):
+def test_mollify_and_wiener_match_reference_and_identities(backend, shape, batch, sigma, boundary, dtype, nsr, seed):
     g = torch.Generator().manual_seed(seed)
     u = randn((batch, *shape), g, dtype)
     v = randn((batch, *shape), g, dtype)
     with no_hang():
         want_m = ik.mollify(u.double(), sigma, boundary, backend="reference")
         want_w = ik.wiener(u.double(), sigma, nsr, boundary, backend="reference")
-        for backend in ALL:
-            m = ik.mollify(u, sigma, boundary, backend=backend)
-            assert m.shape == u.shape and m.dtype == dtype
-            assert_matches(m, want_m, dtype, f"{backend} mollify")
-            assert_matches(ik.wiener(u, sigma, nsr, boundary, backend=backend), want_w, dtype, f"{backend} wiener")
+        m = ik.mollify(u, sigma, boundary, backend=backend)
+        assert m.shape == u.shape and m.dtype == dtype
+        assert_matches(m, want_m, dtype, f"{backend} mollify")
+        assert_matches(ik.wiener(u, sigma, nsr, boundary, backend=backend), want_w, dtype, f"{backend} wiener")
     if u.numel():
         assert torch.isfinite(want_m).all() and torch.isfinite(want_w).all()
         # self-adjoint: <T u, v> = <u, T v>; a constant is kept; the mean is kept
@@ -264,10 +263,11 @@ def test_mollify_and_wiener_match_reference_and_identities(shape, batch, sigma, 
             assert torch.allclose(want_m, mean, atol=1e-9)
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(25)
 @given(shape=grid_shapes, batch=st.integers(0, 3), sigma=sigmas, boundary=st.sampled_from(("reflect", "periodic")),
        dtype=st.sampled_from(SPECTRAL), tensors=st.booleans(), seed=st.integers(0, 2**16))
-def test_q_sample_is_mollified_combination(shape, batch, sigma, boundary, dtype, tensors, seed):
+def test_q_sample_is_mollified_combination(backend, shape, batch, sigma, boundary, dtype, tensors, seed):
     g = torch.Generator().manual_seed(seed)
     x0, noise = randn((batch, *shape), g, dtype), randn((batch, *shape), g, dtype)
     a = torch.rand(batch, generator=g, dtype=torch.float64).to(dtype) if tensors else 0.7
@@ -277,54 +277,54 @@ def test_q_sample_is_mollified_combination(shape, batch, sigma, boundary, dtype,
     sv = s.double().view(view) if tensors else s
     want = ik.mollify(av * x0.double() + sv * noise.double(), sigma, boundary, backend="reference")
     with no_hang():
-        for backend in ALL:
-            got = ik.q_sample(x0, noise, a, s, sigma, boundary, backend=backend)
-            assert got.shape == x0.shape
-            assert_matches(got, want, dtype, backend)
+        got = ik.q_sample(x0, noise, a, s, sigma, boundary, backend=backend)
+        assert got.shape == x0.shape
+        assert_matches(got, want, dtype, backend)
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(20)
 @example(shape=(1, 1, 2), batch=1, alpha=1e30, log_tau=11.0, dtype=torch.float32, seed=0)  # float32 log(1 + q) = 0
 @example(shape=(1, 9, 9), batch=1, alpha=2.0, log_tau=-40.0, dtype=torch.float32, seed=1)  # q overflows to inf
 @given(shape=grid_shapes, batch=st.integers(0, 2), alpha=st.one_of(st.floats(1.01, 8), st.sampled_from([1 + 1e-9, 50.0, 1e6, 1e30])),
        log_tau=st.floats(-40, 40), dtype=st.sampled_from(SPECTRAL), seed=st.integers(0, 2**16))
-def test_gaussian_random_field_matches_reference(shape, batch, alpha, log_tau, dtype, seed):
+def test_gaussian_random_field_matches_reference(backend, shape, batch, alpha, log_tau, dtype, seed):
     tau = math.exp(log_tau)
     full = (batch, *shape)
     want = ik.gaussian_random_field(full, alpha, tau, torch.Generator().manual_seed(seed), torch.float64,
                                     backend="reference")
     assert torch.isfinite(want).all()
     with no_hang():
-        for backend in ALL:
-            got = ik.gaussian_random_field(full, alpha, tau, torch.Generator().manual_seed(seed), dtype, backend=backend)
-            assert got.shape == full and got.dtype == dtype and torch.isfinite(got).all()
-            # float32 draws its noise in float32: compare with the float64 field of that noise
-            ref = want if dtype == torch.float64 else ik.gaussian_random_field(
-                full, alpha, tau, torch.Generator().manual_seed(seed), dtype, backend="reference")
-            assert_matches(got, ref, dtype, backend)
+        got = ik.gaussian_random_field(full, alpha, tau, torch.Generator().manual_seed(seed), dtype, backend=backend)
+        assert got.shape == full and got.dtype == dtype and torch.isfinite(got).all()
+        # float32 draws its noise in float32: compare with the float64 field of that noise
+        ref = want if dtype == torch.float64 else ik.gaussian_random_field(
+            full, alpha, tau, torch.Generator().manual_seed(seed), dtype, backend="reference")
+        assert_matches(got, ref, dtype, backend)
     if want.numel():
         # every mode has variance lambda_k <= 1 / tau^2, so a pixel's standard deviation is at
         # most sqrt(H W) / tau: 8 of those bound every pixel of these few draws
         assert float(want.abs().max()) <= 8 * math.sqrt(shape[-1] * shape[-2]) / tau
 
 
+@pytest.mark.parametrize("backend", ALL)
 @_settings(15)
 @given(shape=grid_shapes, sigma=sigmas, boundary=st.sampled_from(("reflect", "periodic")),
        dtype=st.sampled_from(SPECTRAL), seed=st.integers(0, 2**16))
-def test_mollified_noise_is_mollified_white_noise(shape, sigma, boundary, dtype, seed):
+def test_mollified_noise_is_mollified_white_noise(backend, shape, sigma, boundary, dtype, seed):
     white = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
     want = ik.mollify(white.double(), sigma, boundary, backend="reference")
     with no_hang():
-        for backend in ALL:
-            got = ik.mollified_noise(shape, sigma, boundary, torch.Generator().manual_seed(seed), dtype=dtype,
-                                     backend=backend)
-            assert_matches(got, want, dtype, backend)
+        got = ik.mollified_noise(shape, sigma, boundary, torch.Generator().manual_seed(seed), dtype=dtype,
+                                 backend=backend)
+        assert_matches(got, want, dtype, backend)
 
 
+@pytest.mark.parametrize("backend", COMPILED)
 @_settings(30)
 @given(pts=point_sets(allow_empty=False), half=st.integers(0, 3), dtype=st.sampled_from(FLOATS),
        op=st.sampled_from(["conv", "knn", "grid"]), data=st.data())
-def test_non_finite_inputs_propagate_exactly_like_the_reference(pts, half, dtype, op, data):
+def test_non_finite_inputs_propagate_exactly_like_the_reference(backend, pts, half, dtype, op, data):
     """NaN/Inf features reach exactly the outputs whose windows (neighbours, bilinear taps)
     hold them, on every backend: never swallowed, never spread to other outputs."""
     coords, size, g = pts
@@ -344,18 +344,17 @@ def test_non_finite_inputs_propagate_exactly_like_the_reference(pts, half, dtype
     }
     with no_hang():
         want = calls[op]("reference", target.double())
-        for backend in BACKENDS:
-            got = calls[op](backend, target)
-            assert torch.equal(torch.isfinite(got), torch.isfinite(want)), backend
-            if op == "grid":
-                # known difference: at the last row/column the compiled kernels read the clamped
-                # upper tap with weight 0, so an Inf there gives NaN where F.grid_sample (which
-                # skips the out-of-bounds tap) gives Inf; both are non-finite
-                got, want_cmp = got.masked_fill(~torch.isfinite(got), 0), want.masked_fill(~torch.isfinite(want), 0)
-                assert_matches(got, want_cmp, dtype, backend)
-                continue
-            assert torch.equal(torch.isnan(got), torch.isnan(want)), backend
-            assert_matches(got, want, dtype, backend)
+        got = calls[op](backend, target)
+        assert torch.equal(torch.isfinite(got), torch.isfinite(want)), backend
+        if op == "grid":
+            # known difference: at the last row/column the compiled kernels read the clamped
+            # upper tap with weight 0, so an Inf there gives NaN where F.grid_sample (which
+            # skips the out-of-bounds tap) gives Inf; both are non-finite
+            got, want_cmp = got.masked_fill(~torch.isfinite(got), 0), want.masked_fill(~torch.isfinite(want), 0)
+            assert_matches(got, want_cmp, dtype, backend)
+            return
+        assert torch.equal(torch.isnan(got), torch.isnan(want)), backend
+        assert_matches(got, want, dtype, backend)
     if op == "conv":  # only points whose window holds a non-finite feature are non-finite
         bad = ~torch.isfinite(x).all(-1)
         for bb in range(b):
@@ -437,7 +436,7 @@ def test_bad_coordinates_give_the_named_error_on_every_backend(case, op):
     calls = {
         "conv": lambda be: ik.sparse_depthwise_conv(x, coords, size, weight, backend=be),
         "knn": lambda be: ik.knn_to_grid(x, coords, size, (3, 3), 1, backend=be),
-        "nmap": lambda be: ik.build_neighbor_map(coords, size, 3),
+        "nmap": lambda be: ik.build_neighbor_map(coords, size, 3, backend=be),
         "grid": lambda be: ik.grid_to_points(torch.zeros(b, 2, 3, 3), coords, size, backend=be),
         "scatter": lambda be: ik.scatter_points(x, coords, size),
     }
@@ -452,7 +451,7 @@ def test_bad_coordinates_give_the_named_error_on_every_backend(case, op):
         # check=False: the caller vouches; the ops still return, never crash
         skip = {"conv": lambda be: ik.sparse_depthwise_conv(x, coords, size, weight, backend=be, check=False),
                 "knn": lambda be: ik.knn_to_grid(x, coords, size, (3, 3), 1, backend=be, check=False),
-                "nmap": lambda be: ik.build_neighbor_map(coords, size, 3, check=False),
+                "nmap": lambda be: ik.build_neighbor_map(coords, size, 3, check=False, backend=be),
                 "scatter": lambda be: ik.scatter_points(x, coords, size, check=False)}[op]
         with no_hang():
             for be in ALL:
@@ -477,7 +476,7 @@ def test_wrong_dtypes_give_type_errors(x_dtype, c_dtype, w_dtype, op):
         "mollify": lambda be: ik.mollify(torch.ones(2, 4, 4).to(x_dtype), 0.1, backend=be),
         "q_sample": lambda be: ik.q_sample(torch.ones(2, 1, 4, 4).to(x_dtype), torch.ones(2, 1, 4, 4).to(w_dtype),
                                            torch.ones(2).to(c_dtype), 0.5, 0.1, backend=be),
-        "nmap": lambda be: ik.build_neighbor_map(coords, (4, 4), 3),
+        "nmap": lambda be: ik.build_neighbor_map(coords, (4, 4), 3, backend=be),
     }
     outcomes = same_error({be: (lambda be=be: calls[op](be)) for be in ALL})
     kind = outcomes["reference"][0]
@@ -564,7 +563,7 @@ def test_empty_tensors_give_empty_results():
                          (0, 1, 4, 5)),
         "grf B=0": (lambda be: ik.gaussian_random_field((0, 4, 4), 2.0, 3.0, backend=be), (0, 4, 4)),
         "noise B=0": (lambda be: ik.mollified_noise((2, 0, 4, 4), 0.1, backend=be), (2, 0, 4, 4)),
-        "nmap N=0": (lambda be: ik.build_neighbor_map(c0, (4, 4), 3).counts, (2, 0)),
+        "nmap N=0": (lambda be: ik.build_neighbor_map(c0, (4, 4), 3, backend=be).counts, (2, 0)),
     }
     for name, (call, shape) in cases.items():
         for be in ALL:
@@ -604,9 +603,9 @@ def test_huge_sizes_are_refused_before_any_allocation():
         ("conv K", lambda be: ik.sparse_depthwise_conv(x, coords, (4, 4), expanded((2, 46341, 46341)), backend=be),
          "kernel taps K^2"),
         ("conv H", lambda be: ik.sparse_depthwise_conv(x, coords, (2**31, 4), torch.ones(2, 3, 3), backend=be), "2^30"),
-        ("nmap N", lambda be: ik.build_neighbor_map(c_big, (4, 4), 3), "number of points N"),
-        ("nmap K", lambda be: ik.build_neighbor_map(coords, (4, 4), 46341), "kernel taps K^2"),
-        ("nmap W", lambda be: ik.build_neighbor_map(coords, (4, 2**40), 3), "2^30"),
+        ("nmap N", lambda be: ik.build_neighbor_map(c_big, (4, 4), 3, backend=be), "number of points N"),
+        ("nmap K", lambda be: ik.build_neighbor_map(coords, (4, 4), 46341, backend=be), "kernel taps K^2"),
+        ("nmap W", lambda be: ik.build_neighbor_map(coords, (4, 2**40), 3, backend=be), "2^30"),
         ("knn N", lambda be: ik.knn_to_grid(x_big, c_big, (4, 4), (2, 2), 1, backend=be), "number of points N"),
         ("knn cells", lambda be: ik.knn_to_grid(x, coords, (4, 4), (2**16, 2**16), 1, backend=be), "h * w"),
         ("knn out side", lambda be: ik.knn_to_grid(x, coords, (4, 4), (2**31, 1), 1, backend=be), "2^30"),

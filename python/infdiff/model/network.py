@@ -10,9 +10,12 @@ from .unet import GridUNet
 
 
 def _is_full_grid(coords, size):
-    """coords (B, N, 2) are every pixel of `size` in row-major order, as the samplers pass them."""
+    """coords (B, N, 2) are every pixel of `size` in row-major order, as the samplers pass them.
+
+    Under torch.compile this is always False: deciding it reads the coordinates (a host sync
+    and a graph break), and the sparse path computes the same values, only slower."""
     h, w = size
-    if coords.shape[1] != h * w:
+    if coords.shape[1] != h * w or torch.compiler.is_compiling():
         return False
     return bool(torch.equal(coords, _compat.grid_coords(size, coords.shape[0], device=coords.device, dtype=coords.dtype)))
 

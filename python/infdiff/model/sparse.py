@@ -29,7 +29,7 @@ class TimeEmbedding(nn.Module):
 
 
 def resampled_kernel_size(kernel_size, scale):
-    """K' of resample_kernel (SPEC section 1) for a K-tap kernel at `scale` times the resolution."""
+    """K' of resample_kernel (docs/ops.md#resample_kernel) for a K-tap kernel at `scale` times the resolution."""
     r = kernel_size // 2
     r_new = math.floor(r * scale + 0.5)
     return 1 if r == 0 or r_new == 0 else 2 * r_new + 1
