@@ -1,4 +1,4 @@
-"""Benchmark of knn_to_grid and grid_to_points (SPEC section 2) against the reference and
+"""Benchmark of knn_to_grid and grid_to_points (docs/ops.md#knn_to_grid) against the reference and
 scipy.spatial.cKDTree (and torch_geometric.nn.knn_interpolate when importable).
 
     python -m bench.knn                  # B=4, C=64, N = 1/4 and 1/8 of 256^2, grid 128^2, k=3
@@ -9,7 +9,7 @@ Modes: "fwd" (no grad) and "fwd+bwd" (gradient of x, resp. y). The cKDTree path 
 would write without this library: per batch element, build a tree on the point positions,
 query the k nearest of every cell centre (workers=-1: all cores), weight by
 1 / max(d^2, 1e-16) and lerp the features with torch (autograd through the gather). It
-orders ties by float distance, so its neighbours can differ from SPEC section 2 on lattice
+orders ties by float distance, so its neighbours can differ from docs/ops.md#knn_to_grid on lattice
 ties; it is timed, not checked. Points are sorted in row-major order, as a pipeline keeps them.
 """
 import importlib
@@ -36,7 +36,7 @@ def cell_centres(out):
 
 
 def ckdtree_knn_to_grid(x, coords, size, out, k):
-    """The cKDTree baseline: same weighting as SPEC section 2, float distances."""
+    """The cKDTree baseline: same weighting as docs/ops.md#knn_to_grid, float distances."""
     from scipy.spatial import cKDTree
 
     cells = cell_centres(out)

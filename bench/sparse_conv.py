@@ -1,4 +1,4 @@
-"""Benchmark of sparse_depthwise_conv (SPEC section 1) against the dense depthwise conv2d
+"""Benchmark of sparse_depthwise_conv (docs/ops.md#sparse_depthwise_conv) against the dense depthwise conv2d
 oracle over the whole grid, spconv and TorchSparse.
 
     python -m bench.sparse_conv            # 128^2 and 256^2, densities 1 .. 1/16

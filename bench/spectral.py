@@ -1,4 +1,4 @@
-"""Benchmark of the spectral filters (SPEC section 3) on B*C = 64 grids, float32.
+"""Benchmark of the spectral filters (docs/ops.md#spectral-filters) on B*C = 64 grids, float32.
 
     python -m bench.spectral                  # 128^2, 256^2, 1024^2 (1024^2: fewer repeats, no scipy/reference)
     python -m bench.spectral --quick          # 128^2 only, few repeats

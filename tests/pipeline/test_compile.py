@@ -9,7 +9,7 @@ Inductor's code generation, which took 8.5 minutes for this model on the 2-core 
 import pytest
 import torch
 
-from infdiff import _compat
+import infdiff_kernels as ik
 from infdiff.train import build_model
 
 
@@ -42,7 +42,7 @@ def test_compiled_training_step_matches_eager(tiny_cfg):
     """The training case: a random quarter of the pixels, forward and one backward."""
     model = _model(tiny_cfg)
     size = (tiny_cfg.data.resolution,) * 2
-    coords = _compat.random_coords(2, size, tiny_cfg.train.coord_fraction, generator=torch.Generator().manual_seed(0))
+    coords = ik.random_coords(2, size, tiny_cfg.train.coord_fraction, generator=torch.Generator().manual_seed(0))
     x, t = _batch(tiny_cfg, coords)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True, dynamic=False)
 
@@ -64,7 +64,7 @@ def test_compiled_full_grid_forward_matches_eager(tiny_cfg):
     the compiled graph the sparse path; the values agree."""
     model = _model(tiny_cfg).eval()
     size = (12, 12)
-    coords = _compat.grid_coords(size, 2)
+    coords = ik.grid_coords(size, 2)
     x, t = _batch(tiny_cfg, coords)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True, dynamic=False)
     with torch.no_grad():

@@ -4,7 +4,7 @@ connection from the sparse branch, more sparse blocks, and an output projection.
 import torch
 import torch.nn as nn
 
-from .. import _compat
+import infdiff_kernels as ik
 from .sparse import SparseOperatorBlock, TimeEmbedding, resampled_kernel_size
 from .unet import GridUNet
 
@@ -17,7 +17,7 @@ def _is_full_grid(coords, size):
     h, w = size
     if coords.shape[1] != h * w or torch.compiler.is_compiling():
         return False
-    return bool(torch.equal(coords, _compat.grid_coords(size, coords.shape[0], device=coords.device, dtype=coords.dtype)))
+    return bool(torch.equal(coords, ik.grid_coords(size, coords.shape[0], device=coords.device, dtype=coords.dtype)))
 
 
 class InfDiffNet(nn.Module):
@@ -52,15 +52,15 @@ class InfDiffNet(nn.Module):
         temb = self.time(t)
         full = _is_full_grid(coords, size)
         # one neighbour map per forward, shared by every sparse layer (and their backward)
-        nmap = None if full else _compat.build_neighbor_map(
+        nmap = None if full else ik.build_neighbor_map(
             coords, size, resampled_kernel_size(self.kernel_size, scale), check=False)
         h = self.lift(x)
         for block in self.encoder:
             h = block(h, coords, size, temb, nmap, scale, full)
         skip = h
-        grid = _compat.knn_to_grid(h.float(), coords, size, (self.grid_size, self.grid_size), k=self.knn)
+        grid = ik.knn_to_grid(h.float(), coords, size, (self.grid_size, self.grid_size), k=self.knn)
         grid = self.unet(grid, temb)
-        up = _compat.grid_to_points(grid.float(), coords, size)
+        up = ik.grid_to_points(grid.float(), coords, size)
         h = self.merge(torch.cat([up.to(skip.dtype), skip], -1))
         for block in self.decoder:
             h = block(h, coords, size, temb, nmap, scale, full)

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import _compat
+import infdiff_kernels as ik
 
 
 def timestep_embedding(t, dim, max_period=10000.0):
@@ -77,7 +77,7 @@ class SparseOperatorBlock(nn.Module):
     def kernel(self, scale):
         if scale == 1.0:
             return self.weight
-        return _compat.resample_kernel(self.weight, scale, self.normalize)
+        return ik.resample_kernel(self.weight, scale, self.normalize)
 
     def forward(self, h, coords, size, temb, neighbor_map, scale=1.0, full_grid=False):
         """h (B, N, C) at coords (B, N, 2). full_grid: the points are every pixel of `size` in
@@ -85,7 +85,7 @@ class SparseOperatorBlock(nn.Module):
         if full_grid:
             y = dense_depthwise_conv(h, size, self.kernel(scale), self.bias, self.normalize)
         else:
-            y = _compat.sparse_depthwise_conv(
+            y = ik.sparse_depthwise_conv(
                 h, coords, size, self.kernel(scale), self.bias, self.normalize, check=False, neighbor_map=neighbor_map
             )
         shift, gain = self.modulation(F.silu(temb)).chunk(2, dim=-1)
