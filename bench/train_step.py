@@ -80,8 +80,9 @@ def paper_config(resolution: int, device: str):
     })
 
 
-def make_trainer(resolution: int, device: str, seed: int = 0):
+def make_trainer(resolution: int, device: str, seed: int = 0, compile=False):
     cfg = paper_config(resolution, device)
+    cfg.train.compile = compile
     torch.manual_seed(seed)
     trainer = Trainer(cfg, quiet=True)
     g = torch.Generator().manual_seed(seed)
@@ -197,6 +198,15 @@ def shares_table(title, shares):
     return title + "\n" + "\n".join(f"  {k:<17} {100 * v:5.1f} %" for k, v in shares.items() if v > 0)
 
 
+def compiled_vs_eager(resolution, fraction, device, repeats):
+    """Step time of train.compile (torch.compile, fullgraph, the default Inductor backend) and
+    eager, same weights and batch, interleaved; the one-off compile is the warm-up."""
+    eager, x0 = make_trainer(resolution, device)
+    compiled, _ = make_trainer(resolution, device, compile=True)
+    fns = {"eager": step_fn(eager, x0, fraction), "compiled": step_fn(compiled, x0, fraction)}
+    return time_side_by_side(fns, case=f"{resolution}^2 fraction {label(fraction)}", device=device, warmup=2, repeats=repeats)
+
+
 BUSY_LOOP = "import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
 
 
@@ -241,6 +251,8 @@ def main(argv=None):
     parser.add_argument("--fractions", nargs="+", help="coordinate fractions such as 1 1/4 (1 is always added)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--no-profile", action="store_true", help="skip the torch.profiler component shares")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time train.compile (torch.compile fullgraph) against eager at 1/4 of the coordinates")
     parser.add_argument("--contention", type=int, metavar="STEPS", default=0,
                         help="also time STEPS MNIST-preset steps idle and beside one busy process")
     args = parser.parse_args(argv)
@@ -270,6 +282,10 @@ def main(argv=None):
                 print(shares_table(f"{resolution}^2 fraction {label(f)}: share of step time (profiler self time)",
                                    shares[label(f)]), flush=True)
             extra["component_share"][str(resolution)] = shares
+    if args.compile:
+        t = compiled_vs_eager(sizes[0], Fraction(1, 4), device, repeats)
+        print(ratio_table(t, baseline="eager", title="train.compile vs eager (step time)"), flush=True)
+        timings += t
     if args.contention:
         rates = contention(args.contention, device)
         extra["contention_it_per_s"] = rates
