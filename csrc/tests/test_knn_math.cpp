@@ -7,18 +7,10 @@
 #include <cstdlib>
 #include <vector>
 
-#include "../common/knn_math.h"
+#include "check.h"
+#include "common/knn_math.h"
 
 using namespace infdiff;
-
-static int failures = 0;
-#define EXPECT(cond)                                                   \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
-      ++failures;                                                      \
-    }                                                                  \
-  } while (0)
 
 // D is proportional to the squared domain distance, with the factor of d2_scale.
 static void test_distance_matches_domain_distance() {
@@ -32,7 +24,7 @@ static void test_distance_matches_domain_distance() {
             const double dy = (r + 0.5) / s[0] - (i + 0.5) / s[2], dx = (c + 0.5) / s[1] - (j + 0.5) / s[3];
             const double d2 = dy * dy + dx * dx;
             const double got = static_cast<double>(lattice_distance(g, r, c, i, j)) * g.d2_scale;
-            EXPECT(std::fabs(got - d2) <= 1e-12 * (1 + d2));
+            CHECK_NEAR(got, d2, 1e-12, 1e-12);
           }
   }
 }
@@ -55,9 +47,9 @@ static void test_ring_bound_is_a_lower_bound() {
                 const int ring = std::max(std::abs(r / g.tile - tr), std::abs(c / g.tile - tc));
                 if (ring < R) continue;
                 any = true;
-                EXPECT(lattice_distance(g, r, c, i, j) >= bound);
+                CHECK(lattice_distance(g, r, c, i, j) >= bound);
               }
-            EXPECT(any == (bound != kNoBound));
+            CHECK(any == (bound != kNoBound));
           }
         }
     }
@@ -71,10 +63,10 @@ static void test_offer_keeps_k_first_in_order() {
   const int64_t ds[] = {5, 3, 5, 1, 3, 5, 0};
   const int32_t ps[] = {4, 6, 2, 9, 1, 0, 7};
   for (int t = 0; t < 7; ++t) count = knn_offer(dist, index, count, 3, ds[t], ps[t]);
-  EXPECT(count == 3);
-  EXPECT(dist[0] == 0 && index[0] == 7);
-  EXPECT(dist[1] == 1 && index[1] == 9);
-  EXPECT(dist[2] == 3 && index[2] == 1);  // tie at D = 3: index 1 before 6
+  CHECK_EQ(count, 3);
+  CHECK(dist[0] == 0 && index[0] == 7);
+  CHECK(dist[1] == 1 && index[1] == 9);
+  CHECK(dist[2] == 3 && index[2] == 1);  // tie at D = 3: index 1 before 6
 }
 
 static void test_bilinear_taps_follow_grid_sample() {
@@ -82,18 +74,18 @@ static void test_bilinear_taps_follow_grid_sample() {
   const double expect_src[] = {0.0, 0.25, 0.75, 1.0};
   for (int c = 0; c < 4; ++c) {
     const BilinearTap<double> t = bilinear_tap<double>(c, 4, 2);
-    EXPECT(std::fabs(t.lo + t.frac - expect_src[c]) < 1e-15);
-    EXPECT(t.hi <= 1 && t.lo <= t.hi);
+    CHECK_NEAR(t.lo + t.frac, expect_src[c], 1e-15, 0);
+    CHECK(t.hi <= 1 && t.lo <= t.hi);
   }
   const BilinearTap<double> one = bilinear_tap<double>(3, 5, 1);
-  EXPECT(one.lo == 0 && one.hi == 0 && one.frac == 0.0);
+  CHECK(one.lo == 0 && one.hi == 0 && one.frac == 0.0);
 }
 
 static void test_tile_size() {
-  EXPECT(knn_tile_size(256, 256, 16384) == 4);  // 16 pixels at density 1/4: 4 points a tile
-  EXPECT(knn_tile_size(256, 256, 8192) == 5);
-  EXPECT(knn_tile_size(8, 8, 64) == 2);
-  EXPECT(knn_tile_size(8, 8, 1) >= 8);
+  CHECK(knn_tile_size(256, 256, 16384) == 4);  // 16 pixels at density 1/4: 4 points a tile
+  CHECK(knn_tile_size(256, 256, 8192) == 5);
+  CHECK(knn_tile_size(8, 8, 64) == 2);
+  CHECK(knn_tile_size(8, 8, 1) >= 8);
 }
 
 int main() {
@@ -102,7 +94,5 @@ int main() {
   test_offer_keeps_k_first_in_order();
   test_bilinear_taps_follow_grid_sample();
   test_tile_size();
-  if (failures) std::printf("%d failure(s)\n", failures);
-  else std::printf("test_knn_math: all passed\n");
-  return failures ? 1 : 0;
+  return infdiff_test::finish("test_knn_math");
 }
