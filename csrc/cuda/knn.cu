@@ -5,35 +5,14 @@
 // L1-cached), so k is not bounded by registers. Gather and bilinear sampling run one thread
 // per output element with the fastest index on the contiguous output axis; the scatters
 // (backward) use atomicAdd into an accumulation-dtype buffer.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <cstdint>
 
+#include "kernel_helpers.cuh"
 #include "knn.cuh"
 
 namespace infdiff {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-template <typename acc_t, typename scalar_t>
-__device__ __forceinline__ acc_t to_acc(scalar_t v) { return static_cast<acc_t>(v); }
-template <>
-__device__ __forceinline__ float to_acc<float, __half>(__half v) { return __half2float(v); }
-template <>
-__device__ __forceinline__ float to_acc<float, __nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename scalar_t, typename acc_t>
-__device__ __forceinline__ scalar_t from_acc(acc_t v) { return static_cast<scalar_t>(v); }
-template <>
-__device__ __forceinline__ __half from_acc<__half, float>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) { return __float2bfloat16_rn(v); }
-
-unsigned blocks_for(int64_t work) { return static_cast<unsigned>((work + kThreads - 1) / kThreads); }
 
 template <typename acc_t>
 __global__ void __launch_bounds__(kThreads)
