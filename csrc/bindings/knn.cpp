@@ -43,27 +43,23 @@ std::tuple<torch::Tensor, torch::Tensor> knn_search(const torch::Tensor& coords,
   if (coords.is_cuda()) {
 #ifdef INFDIFF_WITH_CUDA
     const c10::cuda::CUDAGuard guard(coords.device());
-    // Bucketing is a stable sort by tile on the device; the search kernel does the rest.
-    const auto rows = coords.select(2, 0).to(torch::kInt64), cols = coords.select(2, 1).to(torch::kInt64);
-    const auto tile_id = (rows / geo.tile) * geo.tiles_w + cols / geo.tile;
+    // The device search needs the scratch the CPU search allocates for itself: the tile
+    // buckets (built by the launcher) and each cell's running k-best distances.
     const int64_t tiles = static_cast<int64_t>(geo.tiles_h) * geo.tiles_w;
-    const auto tile_points = std::get<1>(tile_id.sort(c10::optional<bool>(true), /*dim=*/1, /*descending=*/false)).to(torch::kInt32).contiguous();
-    auto counts = torch::zeros({B, tiles + 1}, tile_id.options());
-    counts.narrow(1, 1, tiles).scatter_add_(1, tile_id, torch::ones_like(tile_id));
-    const auto tile_start = counts.cumsum(1).to(torch::kInt32).contiguous();
-    auto dist = torch::empty({B, cells, k}, tile_id.options());
+    auto tile_start = torch::zeros({B, tiles + 1}, coords.options());
+    auto tile_rank = torch::empty({B, N}, coords.options());
+    auto tile_points = torch::empty({B, N}, coords.options());
+    auto dist = torch::empty({B, cells, k}, coords.options().dtype(torch::kInt64));
+    const cuda::KnnSearchScratch scratch{tile_start.data_ptr<int32_t>(), tile_rank.data_ptr<int32_t>(),
+                                         tile_points.data_ptr<int32_t>(), dist.data_ptr<int64_t>()};
     const auto stream = at::cuda::getCurrentCUDAStream();
     cudaError_t err;
     if (double_weights)
-      err = cuda::knn_search<double>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(),
-                                     tile_start.data_ptr<int32_t>(), tile_points.data_ptr<int32_t>(),
-                                     dist.data_ptr<int64_t>(), index.data_ptr<int32_t>(),
-                                     weights.data_ptr<double>(), stream);
+      err = cuda::knn_search<double>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(), scratch,
+                                     index.data_ptr<int32_t>(), weights.data_ptr<double>(), stream);
     else
-      err = cuda::knn_search<float>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(),
-                                    tile_start.data_ptr<int32_t>(), tile_points.data_ptr<int32_t>(),
-                                    dist.data_ptr<int64_t>(), index.data_ptr<int32_t>(),
-                                    weights.data_ptr<float>(), stream);
+      err = cuda::knn_search<float>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(), scratch,
+                                    index.data_ptr<int32_t>(), weights.data_ptr<float>(), stream);
     check_cuda(err, "knn_search");
 #else
     INFDIFF_NO_CUDA();

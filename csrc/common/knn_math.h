@@ -123,6 +123,15 @@ INFDIFF_HD double inverse_square_weight(const KnnGeometry& g, int64_t D) {
   return 1.0 / (d2 > 1e-16 ? d2 : 1e-16);
 }
 
+// weights (k) = the inverse-square weights of the k distances dist (k), normalised to sum 1.
+template <typename DistPtr, typename acc_t>
+INFDIFF_HD void store_knn_weights(const KnnGeometry& g, int k, DistPtr dist, acc_t* weights) {
+  double total = 0;
+  for (int s = 0; s < k; ++s) total += inverse_square_weight(g, dist[s]);
+  const double scale = 1.0 / total;
+  for (int s = 0; s < k; ++s) weights[s] = static_cast<acc_t>(inverse_square_weight(g, dist[s]) * scale);
+}
+
 // Source index of lattice point `coord` (of `in_size`) on a grid of `out_size`, as
 // F.grid_sample(align_corners=False, padding_mode="border") computes it: clamped to
 // [0, out_size - 1]. Bilinear taps are floor and floor + 1 (clamped), weight of the upper

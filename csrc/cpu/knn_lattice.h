@@ -73,7 +73,7 @@ inline LatticePlan make_lattice_plan(const KnnGeometry& g, int64_t N, int k) {
 
 // Fills map (B, plane) with point indices; false for a batch element holding a pixel twice
 // (possible with check=False), whose cells then all take the tile search.
-inline void fill_lattice_map(const KnnGeometry& g, const LatticePlan& plan, int64_t batch, int64_t N,
+inline void fill_lattice_map(const LatticePlan& plan, int64_t batch, int64_t N,
                              const int32_t* coords, std::vector<int32_t>& map, std::vector<char>& distinct) {
   map.assign(batch * plan.plane, -1);
   distinct.assign(batch, 1);

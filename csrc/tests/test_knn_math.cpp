@@ -1,14 +1,19 @@
-// Unit test of csrc/common/knn_math.h: lattice distance D against its definition, the ring
-// lower bound against every pixel beyond the ring, (D, index) insertion order, and the
-// bilinear taps of grid_sample(border, align_corners=False). Returns non-zero on failure.
+// Unit test of csrc/common/knn_math.h and knn_tiles.h: lattice distance D against its
+// definition, the ring lower bound against every pixel beyond the ring, (D, index) insertion
+// order, the ring walk over the tile buckets against a brute-force sort, and the bilinear
+// taps of grid_sample(border, align_corners=False). Returns non-zero on failure.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
+#include <utility>
 #include <vector>
 
 #include "check.h"
 #include "common/knn_math.h"
+#include "common/knn_tiles.h"
+#include "cpu/knn.h"
 
 using namespace infdiff;
 
@@ -69,6 +74,40 @@ static void test_offer_keeps_k_first_in_order() {
   CHECK(dist[2] == 3 && index[2] == 1);  // tie at D = 3: index 1 before 6
 }
 
+// The k nearest points of every cell by the ring walk over the CPU buckets equal the k first
+// of all points sorted by (D, index): points spread over the lattice (drawn with
+// replacement, so some pixels repeat), or packed in one corner so most cells are far from
+// every point and walk empty rings up to the border.
+static void test_ring_search_matches_brute_force() {
+  std::mt19937 rng(5);
+  const int cases[][6] = {{1, 1, 1, 1, 1, 1}, {5, 7, 3, 4, 1, 1}, {9, 13, 6, 5, 20, 4},
+                          {16, 16, 16, 16, 12, 12}, {7, 6, 11, 9, 30, 7}, {32, 24, 10, 13, 200, 5}};
+  for (const auto& cs : cases)
+    for (bool corner : {false, true}) {
+      const int H = cs[0], W = cs[1], h = cs[2], w = cs[3], N = cs[4], k = cs[5];
+      std::uniform_int_distribution<int> row(0, corner ? (H - 1) / 3 : H - 1), col(0, corner ? (W - 1) / 3 : W - 1);
+      std::vector<int32_t> coords(2 * N);
+      for (int n = 0; n < N; ++n) coords[2 * n] = row(rng), coords[2 * n + 1] = col(rng);
+      const KnnGeometry g = make_knn_geometry(H, W, h, w, N);
+      std::vector<int32_t> start, points;
+      cpu::bucket_points(g, 1, N, coords.data(), start, points);
+      std::vector<int64_t> dist(k);
+      std::vector<int32_t> index(k);
+      for (int i = 0; i < h; ++i)
+        for (int j = 0; j < w; ++j) {
+          CHECK_EQ(tile_ring_search(g, k, i, j, coords.data(), start.data(), points.data(), dist.data(), index.data()),
+                   k);
+          std::vector<std::pair<int64_t, int32_t>> all(N);
+          for (int n = 0; n < N; ++n) all[n] = {lattice_distance(g, coords[2 * n], coords[2 * n + 1], i, j), n};
+          std::sort(all.begin(), all.end());
+          for (int s = 0; s < k; ++s) {
+            CHECK_EQ(dist[s], all[s].first);
+            CHECK_EQ(index[s], all[s].second);
+          }
+        }
+    }
+}
+
 static void test_bilinear_taps_follow_grid_sample() {
   // 4 lattice points onto 2 cells: source positions -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1).
   const double expect_src[] = {0.0, 0.25, 0.75, 1.0};
@@ -92,6 +131,7 @@ int main() {
   test_distance_matches_domain_distance();
   test_ring_bound_is_a_lower_bound();
   test_offer_keeps_k_first_in_order();
+  test_ring_search_matches_brute_force();
   test_bilinear_taps_follow_grid_sample();
   test_tile_size();
   return infdiff_test::finish("test_knn_math");
