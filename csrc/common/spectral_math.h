@@ -56,6 +56,13 @@ INFDIFF_HD T gain(int mode, T g, T nsr) {
   return mode == kWiener ? wiener_factor(g, nsr) : g;
 }
 
+// The gain reflect_butterfly takes for a DCT coefficient whose filter gain is g: halved,
+// since the butterfly scales the doubled half-sums 2A and 2B of a row pair.
+template <typename T>
+INFDIFF_HD T butterfly_gain(int mode, T g, T nsr) {
+  return T(0.5) * gain(mode, g, nsr);
+}
+
 // sqrt(lambda_k), lambda_k = tau^(2 alpha - 2) (4 pi^2 |k|^2 + tau^2)^(-alpha)
 //                          = tau^(-2) (1 + 4 pi^2 |k|^2 / tau^2)^(-alpha),
 // evaluated in the second form: nothing overflows for a large alpha or tau, and no

@@ -8,10 +8,10 @@ namespace infdiff {
 namespace cuda {
 namespace {
 
+// The butterfly gain of the DCT coefficient (ky, kx).
 template <typename T>
 __device__ __forceinline__ T dct_gain(int mode, T rate, T nsr, int ky, int kx) {
-  const T g = spectral::gaussian(rate, T(ky) * T(ky) + T(kx) * T(kx));
-  return T(0.5) * spectral::gain(mode, g, nsr);
+  return spectral::butterfly_gain(mode, spectral::gaussian(rate, T(ky) * T(ky) + T(kx) * T(kx)), nsr);
 }
 
 // One thread per coefficient (row, k2) of the rfft2 spectrum.
