@@ -1,4 +1,4 @@
-// Tensor -> raw pointer glue of the k-NN lerp (SPEC section 2) for the CPU kernels
+// Tensor -> raw pointer glue of the k-NN lerp (contract: docs/ops.md) for the CPU kernels
 // (csrc/cpu/knn.h) and, when built with CUDA, the CUDA launchers (csrc/cuda/knn.cuh).
 #include <ATen/OpMathType.h>
 #include <torch/extension.h>

@@ -1,4 +1,4 @@
-// Tensor -> raw pointer glue of the spectral filters (SPEC section 3) for the CPU kernels
+// Tensor -> raw pointer glue of the spectral filters (contract: docs/ops.md) for the CPU kernels
 // (csrc/cpu/spectral.h) and, when built with CUDA, the CUDA launchers (csrc/cuda).
 // The transforms are torch.fft calls on the Python side; these are the passes between them.
 #include <torch/extension.h>

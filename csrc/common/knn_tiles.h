@@ -1,4 +1,4 @@
-// The tile buckets of the exact k-NN search (SPEC section 2) and the ring walk over them,
+// The tile buckets of the exact k-NN search (contract: docs/ops.md) and the ring walk over them,
 // shared by the CPU kernels (csrc/cpu/knn.h), the CUDA kernels (csrc/cuda/knn.cu) and the
 // C++ tests, so both backends find the same neighbours by the same code.
 //

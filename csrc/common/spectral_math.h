@@ -1,4 +1,4 @@
-// Per-coefficient math of the spectral filters (SPEC section 3), shared by the CPU and CUDA
+// Per-coefficient math of the spectral filters (contract: docs/ops.md), shared by the CPU and CUDA
 // kernels and unit-tested by csrc/tests/test_spectral_math.cpp.
 //
 // "reflect" runs a DCT-II through an FFT of the original size (Makhoul 1980): the input is

@@ -1,4 +1,4 @@
-// CPU kernels of the k-NN lerp between sparse points and dense grids (SPEC section 2).
+// CPU kernels of the k-NN lerp between sparse points and dense grids (contract: docs/ops.md).
 // Torch-free: raw pointers and sizes, instantiated for each dtype by the bindings.
 //
 // knn_search scans a padded map of point indices around each output cell (knn_lattice.h)

@@ -1,4 +1,4 @@
-// CPU kernels of the spectral filters (SPEC section 3). Torch-free: raw pointers and sizes;
+// CPU kernels of the spectral filters (contract: docs/ops.md). Torch-free: raw pointers and sizes;
 // the transforms themselves are torch.fft calls made by the Python side. The transfer
 // function is evaluated here, per call, from 1-D tables of O(H + W) values (the Gaussian is
 // separable; the Wiener factor and sqrt(lambda_k) are applied per coefficient).

@@ -1,4 +1,4 @@
-// CUDA kernels of the k-NN lerp (SPEC section 2); launchers declared in knn.cuh. Same math
+// CUDA kernels of the k-NN lerp (contract: docs/ops.md); launchers declared in knn.cuh. Same math
 // as the CPU twin (csrc/cpu/knn.h) through csrc/common/knn_math.h, and the same tile buckets
 // and ring walk through csrc/common/knn_tiles.h. Torch-free.
 //

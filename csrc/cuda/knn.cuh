@@ -1,4 +1,4 @@
-// Launchers of the CUDA k-NN lerp (SPEC section 2). Torch-free: raw device pointers, sizes
+// Launchers of the CUDA k-NN lerp (contract: docs/ops.md). Torch-free: raw device pointers, sizes
 // and a stream. Instantiated for (scalar_t, acc_t) in {(float, float), (double, double),
 // (__half, float), (__nv_bfloat16, float)}; knn_search for acc_t in {float, double}.
 #pragma once

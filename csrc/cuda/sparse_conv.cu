@@ -1,4 +1,4 @@
-// CUDA kernels of the sparse depthwise convolution (SPEC section 1); the launchers are
+// CUDA kernels of the sparse depthwise convolution (contract: docs/ops.md); the launchers are
 // declared in sparse_conv.cuh. Same math and data structures as the CPU twin
 // (csrc/cpu/sparse_conv.h), through the shared per-element helpers of
 // csrc/common/sparse_conv_math.h. Torch-free.

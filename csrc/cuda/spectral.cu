@@ -1,4 +1,4 @@
-// CUDA kernels of the spectral filters (SPEC section 3): the in-place spectral multiply
+// CUDA kernels of the spectral filters (contract: docs/ops.md): the in-place spectral multiply
 // (transfer function evaluated per coefficient) and the Makhoul reordering passes that
 // turn the "reflect" DCT-II into an rfft2 of the original size (see spectral_math.h).
 #include "kernel_helpers.cuh"
