@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # C++ / CUDA build checks, run from the repo root by .ci/run:
-#   1. CMake: C++ unit tests (ctest) and, when nvcc exists, the CUDA kernel library with
-#      its ptxas register/spill report (build/ptxas-report.txt); any spill fails.
+#   1. CMake: C++ unit tests (ctest; they include every CUDA kernel file run on the host
+#      through the CUDA emulation against the CPU kernels, so they need no GPU nor nvcc) and,
+#      when nvcc exists, the CUDA kernel library with its ptxas register/spill report
+#      (build/ptxas-report.txt); any spill fails.
 #   2. When nvcc exists: the CUDA build of the Python extension against the CUDA wheel of
 #      torch (a venv cached outside the clone), built outside the source tree so the CPU
 #      in-place build is untouched, then imported to check `_C.with_cuda`.

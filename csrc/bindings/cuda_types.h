@@ -5,6 +5,25 @@
 
 #define INFDIFF_NO_CUDA() TORCH_CHECK(false, "infdiff_kernels._C was built without CUDA")
 
+// The device branch of every op: `if (t.is_cuda()) INFDIFF_CUDA_LAUNCH(t, "op", launch); else
+// <CPU kernel>;`. `launch` is a call returning cudaError_t that may name `stream` (torch's
+// current stream); it runs with t's device current, and a launch error becomes a Python
+// exception naming the op. A build without CUDA raises instead, and never compiles `launch`
+// (which names CUDA-only types), so the call sites need no #ifdef.
+#ifdef INFDIFF_WITH_CUDA
+#define INFDIFF_CUDA_LAUNCH(device_tensor, op_name, ...)                       \
+  do {                                                                        \
+    const c10::cuda::CUDAGuard infdiff_device_guard((device_tensor).device()); \
+    const cudaStream_t stream = at::cuda::getCurrentCUDAStream();              \
+    ::infdiff::bindings::check_cuda(__VA_ARGS__, op_name);                     \
+  } while (0)
+#else
+#define INFDIFF_CUDA_LAUNCH(device_tensor, op_name, ...) \
+  do {                                                  \
+    INFDIFF_NO_CUDA();                                  \
+  } while (0)
+#endif
+
 #ifdef INFDIFF_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>

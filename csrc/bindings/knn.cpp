@@ -1,4 +1,4 @@
-// Tensor -> raw pointer glue of the k-NN lerp (SPEC section 2) for the CPU kernels
+// Tensor -> raw pointer glue of the k-NN lerp (contract: docs/ops.md) for the CPU kernels
 // (csrc/cpu/knn.h) and, when built with CUDA, the CUDA launchers (csrc/cuda/knn.cuh).
 #include <ATen/OpMathType.h>
 #include <torch/extension.h>
@@ -22,6 +22,26 @@ int checked_int(int64_t v, const char* name) {
   return static_cast<int>(v);
 }
 
+#ifdef INFDIFF_WITH_CUDA
+// The device search of coords (B, N, 2) into index / weights (B, h*w, k), with the scratch the
+// CPU search allocates for itself: the tile buckets and each cell's running k-best distances.
+// Freed on return: torch's allocator orders the reuse after the kernels on `stream`.
+template <typename acc_t>
+cudaError_t launch_knn_search(const KnnGeometry& geo, const torch::Tensor& coords, int64_t k, torch::Tensor& index,
+                              torch::Tensor& weights, cudaStream_t stream) {
+  const int64_t B = coords.size(0), N = coords.size(1);
+  const int64_t tiles = static_cast<int64_t>(geo.tiles_h) * geo.tiles_w;
+  auto tile_start = torch::zeros({B, tiles + 1}, coords.options());
+  auto tile_rank = torch::empty({B, N}, coords.options());
+  auto tile_points = torch::empty({B, N}, coords.options());
+  auto dist = torch::empty(index.sizes(), coords.options().dtype(torch::kInt64));
+  const cuda::KnnSearchScratch scratch{tile_start.data_ptr<int32_t>(), tile_rank.data_ptr<int32_t>(),
+                                       tile_points.data_ptr<int32_t>(), dist.data_ptr<int64_t>()};
+  return cuda::knn_search<acc_t>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(), scratch,
+                                 index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), stream);
+}
+#endif
+
 // The (B, h*w, k) neighbour indices (int32) and normalised weights (float64 when `double_weights`,
 // else float32) of every output cell.
 std::tuple<torch::Tensor, torch::Tensor> knn_search(const torch::Tensor& coords, int64_t H, int64_t W,
@@ -41,33 +61,10 @@ std::tuple<torch::Tensor, torch::Tensor> knn_search(const torch::Tensor& coords,
   auto weights = torch::empty({B, cells, k}, coords.options().dtype(double_weights ? torch::kFloat64 : torch::kFloat32));
   if (B == 0) return {index, weights};
   if (coords.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-    const c10::cuda::CUDAGuard guard(coords.device());
-    // Bucketing is a stable sort by tile on the device; the search kernel does the rest.
-    const auto rows = coords.select(2, 0).to(torch::kInt64), cols = coords.select(2, 1).to(torch::kInt64);
-    const auto tile_id = (rows / geo.tile) * geo.tiles_w + cols / geo.tile;
-    const int64_t tiles = static_cast<int64_t>(geo.tiles_h) * geo.tiles_w;
-    const auto tile_points = std::get<1>(tile_id.sort(c10::optional<bool>(true), /*dim=*/1, /*descending=*/false)).to(torch::kInt32).contiguous();
-    auto counts = torch::zeros({B, tiles + 1}, tile_id.options());
-    counts.narrow(1, 1, tiles).scatter_add_(1, tile_id, torch::ones_like(tile_id));
-    const auto tile_start = counts.cumsum(1).to(torch::kInt32).contiguous();
-    auto dist = torch::empty({B, cells, k}, tile_id.options());
-    const auto stream = at::cuda::getCurrentCUDAStream();
-    cudaError_t err;
     if (double_weights)
-      err = cuda::knn_search<double>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(),
-                                     tile_start.data_ptr<int32_t>(), tile_points.data_ptr<int32_t>(),
-                                     dist.data_ptr<int64_t>(), index.data_ptr<int32_t>(),
-                                     weights.data_ptr<double>(), stream);
+      INFDIFF_CUDA_LAUNCH(coords, "knn_search", launch_knn_search<double>(geo, coords, k, index, weights, stream));
     else
-      err = cuda::knn_search<float>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(),
-                                    tile_start.data_ptr<int32_t>(), tile_points.data_ptr<int32_t>(),
-                                    dist.data_ptr<int64_t>(), index.data_ptr<int32_t>(),
-                                    weights.data_ptr<float>(), stream);
-    check_cuda(err, "knn_search");
-#else
-    INFDIFF_NO_CUDA();
-#endif
+      INFDIFF_CUDA_LAUNCH(coords, "knn_search", launch_knn_search<float>(geo, coords, k, index, weights, stream));
   } else if (double_weights) {
     cpu::knn_search<double>(geo, B, N, static_cast<int>(k), coords.data_ptr<int32_t>(), index.data_ptr<int32_t>(),
                             weights.data_ptr<double>());
@@ -103,21 +100,14 @@ torch::Tensor knn_gather(const torch::Tensor& x, const torch::Tensor& index, con
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "knn_gather", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    if (x.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(x.device());
-      const auto err = cuda::knn_gather<cuda_t<scalar_t>, acc_t>(
-          B, N, C, cells, static_cast<int>(k), reinterpret_cast<const cuda_t<scalar_t>*>(x.data_ptr<scalar_t>()),
-          index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(),
-          reinterpret_cast<cuda_t<scalar_t>*>(out.data_ptr<scalar_t>()), at::cuda::getCurrentCUDAStream());
-      check_cuda(err, "knn_gather");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (x.is_cuda())
+      INFDIFF_CUDA_LAUNCH(x, "knn_gather",
+                          cuda::knn_gather<cuda_t<scalar_t>, acc_t>(
+                              B, N, C, cells, static_cast<int>(k), cuda_ptr<scalar_t>(x), index.data_ptr<int32_t>(),
+                              weights.data_ptr<acc_t>(), cuda_mut_ptr<scalar_t>(out), stream));
+    else
       cpu::knn_gather<scalar_t, acc_t>(B, N, C, cells, static_cast<int>(k), x.data_ptr<scalar_t>(),
                                        index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), out.data_ptr<scalar_t>());
-    }
   });
   return out;
 }
@@ -138,21 +128,14 @@ torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& in
   if (acc.numel() == 0 || cells == 0) return acc.to(grad_out.scalar_type());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "knn_scatter", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    if (grad_out.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(grad_out.device());
-      const auto err = cuda::knn_scatter<cuda_t<scalar_t>, acc_t>(
-          B, N, C, cells, static_cast<int>(k),
-          reinterpret_cast<const cuda_t<scalar_t>*>(grad_out.data_ptr<scalar_t>()), index.data_ptr<int32_t>(),
-          weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>(), at::cuda::getCurrentCUDAStream());
-      check_cuda(err, "knn_scatter");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (grad_out.is_cuda())
+      INFDIFF_CUDA_LAUNCH(grad_out, "knn_scatter",
+                          cuda::knn_scatter<cuda_t<scalar_t>, acc_t>(
+                              B, N, C, cells, static_cast<int>(k), cuda_ptr<scalar_t>(grad_out),
+                              index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>(), stream));
+    else
       cpu::knn_scatter<scalar_t, acc_t>(B, N, C, cells, static_cast<int>(k), grad_out.data_ptr<scalar_t>(),
                                         index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>());
-    }
   });
   return acc.to(grad_out.scalar_type());
 }
@@ -176,21 +159,14 @@ torch::Tensor grid_to_points(const torch::Tensor& y, const torch::Tensor& coords
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "grid_to_points", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    if (y.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(y.device());
-      const auto err = cuda::grid_to_points<cuda_t<scalar_t>, acc_t>(
-          B, N, C, Hi, Wi, h, w, reinterpret_cast<const cuda_t<scalar_t>*>(y.data_ptr<scalar_t>()),
-          coords.data_ptr<int32_t>(), reinterpret_cast<cuda_t<scalar_t>*>(out.data_ptr<scalar_t>()),
-          at::cuda::getCurrentCUDAStream());
-      check_cuda(err, "grid_to_points");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (y.is_cuda())
+      INFDIFF_CUDA_LAUNCH(y, "grid_to_points",
+                          cuda::grid_to_points<cuda_t<scalar_t>, acc_t>(B, N, C, Hi, Wi, h, w, cuda_ptr<scalar_t>(y),
+                                                                        coords.data_ptr<int32_t>(),
+                                                                        cuda_mut_ptr<scalar_t>(out), stream));
+    else
       cpu::grid_to_points<scalar_t, acc_t>(B, N, C, Hi, Wi, h, w, y.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(),
                                            out.data_ptr<scalar_t>());
-    }
   });
   return out;
 }
@@ -210,20 +186,14 @@ torch::Tensor grid_to_points_backward(const torch::Tensor& grad_out, const torch
   if (grad_out.numel() == 0) return acc.to(grad_out.scalar_type());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "grid_to_points_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    if (grad_out.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(grad_out.device());
-      const auto err = cuda::grid_to_points_backward<cuda_t<scalar_t>, acc_t>(
-          B, N, C, Hi, Wi, hi, wi, reinterpret_cast<const cuda_t<scalar_t>*>(grad_out.data_ptr<scalar_t>()),
-          coords.data_ptr<int32_t>(), acc.data_ptr<acc_t>(), at::cuda::getCurrentCUDAStream());
-      check_cuda(err, "grid_to_points_backward");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (grad_out.is_cuda())
+      INFDIFF_CUDA_LAUNCH(grad_out, "grid_to_points_backward",
+                          cuda::grid_to_points_backward<cuda_t<scalar_t>, acc_t>(
+                              B, N, C, Hi, Wi, hi, wi, cuda_ptr<scalar_t>(grad_out), coords.data_ptr<int32_t>(),
+                              acc.data_ptr<acc_t>(), stream));
+    else
       cpu::grid_to_points_backward<scalar_t, acc_t>(B, N, C, Hi, Wi, hi, wi, grad_out.data_ptr<scalar_t>(),
                                                     coords.data_ptr<int32_t>(), acc.data_ptr<acc_t>());
-    }
   });
   return acc.to(grad_out.scalar_type());
 }

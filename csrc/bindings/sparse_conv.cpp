@@ -67,24 +67,17 @@ torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& c
   if (x.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "sparse_conv_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    if (x.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(x.device());
-      const auto err = cuda::sparse_conv_forward<cuda_t<scalar_t>, acc_t>(
-          shape, cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
-          counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
-          bias ? cuda_ptr<scalar_t>(*bias) : nullptr, cuda_mut_ptr<scalar_t>(out),
-          at::cuda::getCurrentCUDAStream());
-      check_cuda(err, "sparse_conv_forward");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (x.is_cuda())
+      INFDIFF_CUDA_LAUNCH(x, "sparse_conv_forward",
+                          cuda::sparse_conv_forward<cuda_t<scalar_t>, acc_t>(
+                              shape, cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
+                              counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
+                              bias ? cuda_ptr<scalar_t>(*bias) : nullptr, cuda_mut_ptr<scalar_t>(out), stream));
+    else
       cpu::sparse_conv_forward<scalar_t, acc_t>(
           shape, x.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
           counts.data_ptr<int32_t>(), weight.data_ptr<scalar_t>(),
           bias ? bias->data_ptr<scalar_t>() : nullptr, out.data_ptr<scalar_t>());
-    }
   });
   return out;
 }
@@ -107,24 +100,17 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "sparse_conv_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     acc_t* gw = need_grad_weight ? grad_w.data_ptr<acc_t>() : nullptr;
-    if (x.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(x.device());
-      const auto err = cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
-          shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
-          lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
-          need_grad_x ? cuda_mut_ptr<scalar_t>(grad_x) : nullptr, gw,
-          at::cuda::getCurrentCUDAStream());
-      check_cuda(err, "sparse_conv_backward");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (x.is_cuda())
+      INFDIFF_CUDA_LAUNCH(x, "sparse_conv_backward",
+                          cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
+                              shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
+                              lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
+                              need_grad_x ? cuda_mut_ptr<scalar_t>(grad_x) : nullptr, gw, stream));
+    else
       cpu::sparse_conv_backward<scalar_t, acc_t>(
           shape, grad_out.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(),
           lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), weight.data_ptr<scalar_t>(),
           need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr, gw);
-    }
   });
   return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
 }

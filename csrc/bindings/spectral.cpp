@@ -1,4 +1,4 @@
-// Tensor -> raw pointer glue of the spectral filters (SPEC section 3) for the CPU kernels
+// Tensor -> raw pointer glue of the spectral filters (contract: docs/ops.md) for the CPU kernels
 // (csrc/cpu/spectral.h) and, when built with CUDA, the CUDA launchers (csrc/cuda).
 // The transforms are torch.fft calls on the Python side; these are the passes between them.
 #include <torch/extension.h>
@@ -42,18 +42,11 @@ void spectral_multiply_(torch::Tensor spec, int64_t height, int64_t width, int64
   if (spec.numel() == 0) return;
   auto re = torch::view_as_real(spec);
   AT_DISPATCH_FLOATING_TYPES(re.scalar_type(), "spectral_multiply_", [&] {
-    if (spec.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(spec.device());
-      check_cuda(cuda::spectral_multiply<scalar_t>(shape, params, re.data_ptr<scalar_t>(),
-                                                   at::cuda::getCurrentCUDAStream()),
-                 "spectral_multiply");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (spec.is_cuda())
+      INFDIFF_CUDA_LAUNCH(spec, "spectral_multiply_",
+                          cuda::spectral_multiply<scalar_t>(shape, params, re.data_ptr<scalar_t>(), stream));
+    else
       cpu::spectral_multiply<scalar_t>(shape, params, re.data_ptr<scalar_t>());
-    }
   });
 }
 
@@ -85,18 +78,12 @@ torch::Tensor spectral_prepare(const torch::Tensor& x, const c10::optional<torch
     const scalar_t* yp = combine ? y->data_ptr<scalar_t>() : nullptr;
     const scalar_t* ap = combine ? a->data_ptr<scalar_t>() : nullptr;
     const scalar_t* sp = combine ? s->data_ptr<scalar_t>() : nullptr;
-    if (x.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(x.device());
-      check_cuda(cuda::spectral_prepare<scalar_t>(shape, x.data_ptr<scalar_t>(), yp, ap, sp, per_a, reorder,
-                                                  out.data_ptr<scalar_t>(), at::cuda::getCurrentCUDAStream()),
-                 "spectral_prepare");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (x.is_cuda())
+      INFDIFF_CUDA_LAUNCH(x, "spectral_prepare",
+                          cuda::spectral_prepare<scalar_t>(shape, x.data_ptr<scalar_t>(), yp, ap, sp, per_a, reorder,
+                                                           out.data_ptr<scalar_t>(), stream));
+    else
       cpu::prepare<scalar_t>(shape, x.data_ptr<scalar_t>(), yp, ap, sp, per_a, reorder, out.data_ptr<scalar_t>());
-    }
   });
   return out;
 }
@@ -107,18 +94,12 @@ torch::Tensor spectral_unreorder(const torch::Tensor& w) {
   if (w.numel() == 0) return out;
   const auto shape = grid_shape(w);
   AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "spectral_unreorder", [&] {
-    if (w.is_cuda()) {
-#ifdef INFDIFF_WITH_CUDA
-      const c10::cuda::CUDAGuard guard(w.device());
-      check_cuda(cuda::spectral_unreorder<scalar_t>(shape, w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                                                    at::cuda::getCurrentCUDAStream()),
-                 "spectral_unreorder");
-#else
-      INFDIFF_NO_CUDA();
-#endif
-    } else {
+    if (w.is_cuda())
+      INFDIFF_CUDA_LAUNCH(w, "spectral_unreorder",
+                          cuda::spectral_unreorder<scalar_t>(shape, w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                                             stream));
+    else
       cpu::unreorder<scalar_t>(shape, w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
-    }
   });
   return out;
 }

@@ -1,5 +1,5 @@
-// Internal invariants of the tensors handed to a kernel. The user-facing checks (SPEC
-// "Errors") happen once in Python before this point; these only guard the raw-pointer
+// Internal invariants of the tensors handed to a kernel. The user-facing checks (docs/ops.md,
+// errors) happen once in Python before this point; these only guard the raw-pointer
 // contract against a caller that bypassed them.
 #pragma once
 

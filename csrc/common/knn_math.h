@@ -1,11 +1,12 @@
-// Per-element math of the k-NN lerp between sparse points and dense grids (SPEC section 2),
+// Per-element math of the k-NN lerp between sparse points and dense grids (contract: docs/ops.md),
 // shared by the CPU kernels, the CUDA kernels and the C++ unit tests.
 //
-// Distances are compared exactly as the integer D of SPEC section 2, ordered by
-// (D, point index). The search buckets the points of an (H, W) lattice into T x T pixel
-// tiles and visits tiles ring by ring (Chebyshev rings of tiles) around the tile holding the
-// pixel nearest to the output cell; `ring_lower_bound` is the smallest D any pixel in ring R
-// or beyond can have, so the search stops as soon as it exceeds the k-th best D found.
+// Distances are compared exactly, as the integer D of lattice_distance (the squared domain
+// distance times a fixed factor, d2_scale^-1), ordered by (D, point index). The search
+// buckets the points of an (H, W) lattice into T x T pixel tiles and visits tiles ring by
+// ring (Chebyshev rings of tiles) around the tile holding the pixel nearest to the output
+// cell; `ring_lower_bound` is the smallest D any pixel in ring R or beyond can have, so the
+// search stops as soon as it exceeds the k-th best D found (see knn_tiles.h).
 #pragma once
 
 #include <cstdint>
@@ -51,7 +52,8 @@ inline KnnGeometry make_knn_geometry(int H, int W, int h, int w, int64_t points)
   return geo;
 }
 
-// dy of SPEC section 2 for lattice row `row` (of `in_size`) and cell row `i` (of `out_size`).
+// (2 row + 1) out_size - (2 i + 1) in_size: the offset of lattice row `row` (of `in_size`)
+// from cell row `i` (of `out_size`) in units of 1 / (2 in_size out_size), an exact integer.
 INFDIFF_HD int64_t lattice_offset(int row, int i, int in_size, int out_size) {
   return (2 * static_cast<int64_t>(row) + 1) * out_size - (2 * static_cast<int64_t>(i) + 1) * in_size;
 }
@@ -68,7 +70,7 @@ INFDIFF_HD int nearest_lattice_index(int i, int in_size, int out_size) {
   return r < in_size ? static_cast<int>(r) : in_size - 1;
 }
 
-// (da, ia) before (db, ib) in the order of SPEC section 2.
+// (da, ia) before (db, ib) in the neighbour order: nearer first, ties to the smaller index.
 INFDIFF_HD bool knn_before(int64_t da, int32_t ia, int64_t db, int32_t ib) {
   return da < db || (da == db && ia < ib);
 }
@@ -117,10 +119,19 @@ INFDIFF_HD int knn_offer(DistPtr dist, IndexPtr index, int count, int k, int64_t
   return count < k ? count + 1 : count;
 }
 
-// a_i = 1 / max(d_i^2, 1e-16) in domain units (SPEC section 2), before normalisation.
+// a_i = 1 / max(d_i^2, 1e-16) in domain units (contract: docs/ops.md), before normalisation.
 INFDIFF_HD double inverse_square_weight(const KnnGeometry& g, int64_t D) {
   const double d2 = static_cast<double>(D) * g.d2_scale;
   return 1.0 / (d2 > 1e-16 ? d2 : 1e-16);
+}
+
+// weights (k) = the inverse-square weights of the k distances dist (k), normalised to sum 1.
+template <typename DistPtr, typename acc_t>
+INFDIFF_HD void store_knn_weights(const KnnGeometry& g, int k, DistPtr dist, acc_t* weights) {
+  double total = 0;
+  for (int s = 0; s < k; ++s) total += inverse_square_weight(g, dist[s]);
+  const double scale = 1.0 / total;
+  for (int s = 0; s < k; ++s) weights[s] = static_cast<acc_t>(inverse_square_weight(g, dist[s]) * scale);
 }
 
 // Source index of lattice point `coord` (of `in_size`) on a grid of `out_size`, as

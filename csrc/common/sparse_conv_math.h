@@ -1,4 +1,4 @@
-// Per-element math of the sparse depthwise convolution (SPEC section 1), shared by the
+// Per-element math of the sparse depthwise convolution (contract: docs/ops.md), shared by the
 // CPU kernels, the CUDA kernels and the C++ unit tests.
 #pragma once
 
@@ -19,7 +19,7 @@ struct SparseConvShape {
 // Same encoding as infdiff_kernels.sparse_conv.NORMALIZE_CODES.
 enum Normalize : int { kPartial = 0, kMean = 1, kNone = 2 };
 
-// s[b, n] of SPEC section 1 for a window holding `count` points (count >= 1).
+// The window scale s[b, n] (contract: docs/ops.md) for a window of `count` >= 1 points.
 template <typename acc_t>
 INFDIFF_HD acc_t window_scale(int normalize, int kernel_size, int32_t count) {
   if (normalize == kPartial) return acc_t(kernel_size * kernel_size) / acc_t(count);

@@ -1,4 +1,4 @@
-// Per-coefficient math of the spectral filters (SPEC section 3), shared by the CPU and CUDA
+// Per-coefficient math of the spectral filters (contract: docs/ops.md), shared by the CPU and CUDA
 // kernels and unit-tested by csrc/tests/test_spectral_math.cpp.
 //
 // "reflect" runs a DCT-II through an FFT of the original size (Makhoul 1980): the input is
@@ -54,6 +54,13 @@ INFDIFF_HD T wiener_factor(T g, T nsr) {
 template <typename T>
 INFDIFF_HD T gain(int mode, T g, T nsr) {
   return mode == kWiener ? wiener_factor(g, nsr) : g;
+}
+
+// The gain reflect_butterfly takes for a DCT coefficient whose filter gain is g: halved,
+// since the butterfly scales the doubled half-sums 2A and 2B of a row pair.
+template <typename T>
+INFDIFF_HD T butterfly_gain(int mode, T g, T nsr) {
+  return T(0.5) * gain(mode, g, nsr);
 }
 
 // sqrt(lambda_k), lambda_k = tau^(2 alpha - 2) (4 pi^2 |k|^2 + tau^2)^(-alpha)

@@ -1,10 +1,10 @@
-// CPU kernels of the k-NN lerp between sparse points and dense grids (SPEC section 2).
+// CPU kernels of the k-NN lerp between sparse points and dense grids (contract: docs/ops.md).
 // Torch-free: raw pointers and sizes, instantiated for each dtype by the bindings.
 //
 // knn_search scans a padded map of point indices around each output cell (knn_lattice.h)
 // when the points fill their lattice densely enough (map size <= 16 (N + h w) per batch
 // element), and otherwise, or where the map's box cannot prove the k-th neighbour, runs the
-// exact tile ring search of knn_math.h over points bucketed by tile (a counting sort). The
+// exact tile ring search of knn_tiles.h over points bucketed by tile (a counting sort). The
 // gather/scatter kernels then only read the (B, h*w, k) neighbour indices and normalised
 // weights, which backward reuses.
 #pragma once
@@ -18,13 +18,14 @@
 #endif
 
 #include "../common/knn_math.h"
+#include "../common/knn_tiles.h"
 #include "knn_lattice.h"
 
 namespace infdiff {
 namespace cpu {
 
-// Points of each batch element sorted by tile: tile_points[b, tile_start[b, t] ..
-// tile_start[b, t + 1]) are the indices of the points in tile t, ascending.
+// The tile buckets of knn_tiles.h for every batch element (tile_start (B, tiles + 1),
+// tile_points (B, N)): a counting sort, so the points of a tile come in ascending order.
 inline void bucket_points(const KnnGeometry& g, int64_t batch, int64_t N, const int32_t* coords,
                           std::vector<int32_t>& tile_start, std::vector<int32_t>& tile_points) {
   const int64_t tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
@@ -34,54 +35,13 @@ inline void bucket_points(const KnnGeometry& g, int64_t batch, int64_t N, const 
   for (int64_t b = 0; b < batch; ++b) {
     int32_t* start = tile_start.data() + b * (tiles + 1);
     const int32_t* cb = coords + b * N * 2;
-    auto tile_of = [&](int64_t n) {
-      return static_cast<int64_t>(cb[2 * n] / g.tile) * g.tiles_w + cb[2 * n + 1] / g.tile;
-    };
+    auto tile_of = [&](int64_t n) { return point_tile(g, cb[2 * n], cb[2 * n + 1]); };
     for (int64_t n = 0; n < N; ++n) ++start[tile_of(n) + 1];
     for (int64_t t = 0; t < tiles; ++t) start[t + 1] += start[t];
     std::vector<int32_t> fill(start, start + tiles);
     int32_t* out = tile_points.data() + b * N;
     for (int64_t n = 0; n < N; ++n) out[fill[tile_of(n)]++] = static_cast<int32_t>(n);
   }
-}
-
-// The k nearest points of cell (i, j) in (D, index) order, by rings of tiles.
-inline void search_cell(const KnnGeometry& g, int k, int i, int j, const int32_t* coords,
-                        const int32_t* start, const int32_t* points, int64_t* dist, int32_t* index) {
-  const int tr = nearest_lattice_index(i, g.H, g.h) / g.tile;
-  const int tc = nearest_lattice_index(j, g.W, g.w) / g.tile;
-  int count = 0;
-  auto visit = [&](int a, int b) {
-    const int64_t t = static_cast<int64_t>(a) * g.tiles_w + b;
-    for (int32_t q = start[t]; q < start[t + 1]; ++q) {
-      const int32_t p = points[q];
-      const int64_t d = lattice_distance(g, coords[2 * p], coords[2 * p + 1], i, j);
-      count = knn_offer(dist, index, count, k, d, p);
-    }
-  };
-  visit(tr, tc);
-  for (int R = 1;; ++R) {
-    const int64_t bound = ring_lower_bound(g, i, j, tr, tc, R);
-    if (bound == kNoBound || (count == k && bound > dist[k - 1])) break;
-    const int a0 = std::max(tr - R, 0), a1 = std::min(tr + R, g.tiles_h - 1);
-    const int b0 = std::max(tc - R, 0), b1 = std::min(tc + R, g.tiles_w - 1);
-    for (int a = a0; a <= a1; ++a) {
-      if (a == tr - R || a == tr + R) {
-        for (int b = b0; b <= b1; ++b) visit(a, b);
-      } else {
-        if (tc - R >= 0) visit(a, tc - R);
-        if (tc + R < g.tiles_w) visit(a, tc + R);
-      }
-    }
-  }
-}
-
-template <typename acc_t>
-void store_weights(const KnnGeometry& g, int k, const int64_t* dist, acc_t* weights) {
-  double total = 0;
-  for (int s = 0; s < k; ++s) total += inverse_square_weight(g, dist[s]);
-  const double scale = 1.0 / total;
-  for (int s = 0; s < k; ++s) weights[s] = static_cast<acc_t>(inverse_square_weight(g, dist[s]) * scale);
 }
 
 // index (B, h*w, k) int32 and normalised weights (B, h*w, k) for every output cell: the
@@ -99,7 +59,7 @@ void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int
   std::vector<int64_t> col_terms;
   const int64_t col_span = 2 * plan.Rb + 1;
   if (plan.usable) {
-    fill_lattice_map(g, plan, batch, N, coords, map, distinct);
+    fill_lattice_map(plan, batch, N, coords, map, distinct);
     col_terms.resize(g.w * col_span);
     for (int j = 0; j < g.w; ++j) lattice_terms(j, g.W, g.w, g.sx, plan.Rb, col_terms.data() + j * col_span);
   }
@@ -124,9 +84,9 @@ void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int
                                                          row_terms.data(), col_terms.data() + j * col_span,
                                                          dist.data(), idx);
         if (!done)
-          search_cell(g, k, i, j, coords + b * N * 2, tile_start.data() + b * (tiles + 1), tile_points.data() + b * N,
-                      dist.data(), idx);
-        store_weights(g, k, dist.data(), weights + bc * k);
+          tile_ring_search(g, k, i, j, coords + b * N * 2, tile_start.data() + b * (tiles + 1),
+                           tile_points.data() + b * N, dist.data(), idx);
+        store_knn_weights(g, k, dist.data(), weights + bc * k);
       }
     }
   }

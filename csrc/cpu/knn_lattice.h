@@ -1,4 +1,4 @@
-// The CPU fast path of the exact k-NN search (SPEC section 2) for points that fill their
+// The CPU fast path of the exact k-NN search (contract: docs/ops.md) for points that fill their
 // lattice densely enough: a padded (H + 2 Ra, W + 2 Rb) map of point indices per batch
 // element (-1 where no point), scanned around the pixel nearest to each output cell.
 //
@@ -73,7 +73,7 @@ inline LatticePlan make_lattice_plan(const KnnGeometry& g, int64_t N, int k) {
 
 // Fills map (B, plane) with point indices; false for a batch element holding a pixel twice
 // (possible with check=False), whose cells then all take the tile search.
-inline void fill_lattice_map(const KnnGeometry& g, const LatticePlan& plan, int64_t batch, int64_t N,
+inline void fill_lattice_map(const LatticePlan& plan, int64_t batch, int64_t N,
                              const int32_t* coords, std::vector<int32_t>& map, std::vector<char>& distinct) {
   map.assign(batch * plan.plane, -1);
   distinct.assign(batch, 1);
@@ -89,7 +89,7 @@ inline void fill_lattice_map(const KnnGeometry& g, const LatticePlan& plan, int6
   }
 }
 
-// The D terms of SPEC section 2 for one output row (column): term[a + R] for the lattice
+// The terms of D for one output row (column): term[a + R] for the lattice
 // row (column) a away from the nearest one.
 inline void lattice_terms(int i, int in_size, int out_size, int64_t scale, int R, int64_t* term) {
   const int r0 = nearest_lattice_index(i, in_size, out_size);

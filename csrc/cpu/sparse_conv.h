@@ -1,4 +1,4 @@
-// CPU kernels of the sparse depthwise convolution (SPEC section 1). Torch-free: raw
+// CPU kernels of the sparse depthwise convolution (contract: docs/ops.md). Torch-free: raw
 // pointers and sizes, instantiated for each dtype by the bindings.
 //
 // Why it is shaped this way: at 1/4 density only ~12 of a 7x7 window's 49 pixels hold a

@@ -1,4 +1,4 @@
-// CPU kernels of the spectral filters (SPEC section 3). Torch-free: raw pointers and sizes;
+// CPU kernels of the spectral filters (contract: docs/ops.md). Torch-free: raw pointers and sizes;
 // the transforms themselves are torch.fft calls made by the Python side. The transfer
 // function is evaluated here, per call, from 1-D tables of O(H + W) values (the Gaussian is
 // separable; the Wiener factor and sqrt(lambda_k) are applied per coefficient).
@@ -23,7 +23,7 @@ template <typename T>
 std::vector<T> gaussian_table(int n, double rate) {
   std::vector<T> g(n + 1);
   for (int k = 0; k <= n; ++k) {
-    const double v = std::exp(-rate * double(k) * double(k));
+    const double v = spectral::gaussian(rate, double(k) * double(k));
     // Subnormal gains change nothing visible but make every multiply by them slow.
     g[k] = v < double(std::numeric_limits<T>::min()) ? T(0) : static_cast<T>(v);
   }
@@ -81,7 +81,8 @@ template <typename T, bool kWienerMode>
 void reflect_row_pair(T* __restrict__ r1, T* __restrict__ r2, bool self, int Wc, T y0, T y1, T c1, T s1,
                       const T* __restrict__ gx, const T* __restrict__ gxm, const T* __restrict__ c2,
                       const T* __restrict__ s2, T nsr) {
-  auto gain = [nsr](T g) { return T(0.5) * (kWienerMode ? spectral::wiener_factor(g, nsr) : g); };
+  constexpr int kMode = kWienerMode ? spectral::kWiener : spectral::kMollify;
+  auto gain = [nsr](T g) { return spectral::butterfly_gain(kMode, g, nsr); };
   if (self) {
     for (int k2 = 0; k2 < Wc; ++k2) {
       T v1r = r1[2 * k2], v1i = r1[2 * k2 + 1], v2r = v1r, v2i = v1i;

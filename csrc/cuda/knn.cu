@@ -1,40 +1,76 @@
-// CUDA kernels of the k-NN lerp (SPEC section 2); launchers declared in knn.cuh. Same math
-// as the CPU twin (csrc/cpu/knn.h) through csrc/common/knn_math.h. Torch-free.
+// CUDA kernels of the k-NN lerp (contract: docs/ops.md); launchers declared in knn.cuh. Same math
+// as the CPU twin (csrc/cpu/knn.h) through csrc/common/knn_math.h, and the same tile buckets
+// and ring walk through csrc/common/knn_tiles.h. Torch-free.
 //
-// The search keeps each thread's running k-best list in the output buffers (global memory,
+// The search buckets the points by tile with a counting sort on the device (count, scan,
+// fill), then keeps each thread's running k-best list in the output buffers (global memory,
 // L1-cached), so k is not bounded by registers. Gather and bilinear sampling run one thread
 // per output element with the fastest index on the contiguous output axis; the scatters
 // (backward) use atomicAdd into an accumulation-dtype buffer.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <cstdint>
 
+#include "kernel_helpers.cuh"
 #include "knn.cuh"
 
 namespace infdiff {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
+// Bucketing, step 1 of 3: thread per (b, n) counts its point into tile_start[b, tile + 1]
+// (zero-filled by the caller) and keeps its rank among the tile's points.
+__global__ void __launch_bounds__(kThreads)
+    count_tiles_kernel(const KnnGeometry g, int64_t N, int64_t total, const int32_t* __restrict__ coords,
+                       int32_t* __restrict__ tile_start, int32_t* __restrict__ tile_rank) {
+  const int64_t bn = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (bn >= total) return;
+  const int64_t b = bn / N, tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
+  const int64_t tile = point_tile(g, coords[2 * bn], coords[2 * bn + 1]);
+  tile_rank[bn] = atomicAdd(tile_start + b * (tiles + 1) + tile + 1, 1);
+}
 
-template <typename acc_t, typename scalar_t>
-__device__ __forceinline__ acc_t to_acc(scalar_t v) { return static_cast<acc_t>(v); }
-template <>
-__device__ __forceinline__ float to_acc<float, __half>(__half v) { return __half2float(v); }
-template <>
-__device__ __forceinline__ float to_acc<float, __nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+// Step 2: block per batch element turns the counts into tile starts (an inclusive scan of
+// entries 1..tiles, entry 0 being 0). Each thread scans a contiguous run of tiles, thread 0
+// scans the run totals in shared memory, and each run then adds its offset.
+__global__ void __launch_bounds__(kThreads)
+    scan_tiles_kernel(int64_t tiles, int32_t* __restrict__ tile_start) {
+  __shared__ int32_t run_offset[kThreads];
+  int32_t* counts = tile_start + static_cast<int64_t>(blockIdx.x) * (tiles + 1) + 1;
+  const int64_t run = (tiles + kThreads - 1) / kThreads;
+  const int64_t begin = threadIdx.x * run, end = begin + run < tiles ? begin + run : tiles;
+  int32_t sum = 0;
+  for (int64_t t = begin; t < end; ++t) sum += counts[t];
+  run_offset[threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t offset = 0;
+    for (int r = 0; r < kThreads; ++r) {
+      const int32_t run_total = run_offset[r];
+      run_offset[r] = offset;
+      offset += run_total;
+    }
+  }
+  __syncthreads();
+  int32_t running = run_offset[threadIdx.x];
+  for (int64_t t = begin; t < end; ++t) {
+    running += counts[t];
+    counts[t] = running;
+  }
+}
 
-template <typename scalar_t, typename acc_t>
-__device__ __forceinline__ scalar_t from_acc(acc_t v) { return static_cast<scalar_t>(v); }
-template <>
-__device__ __forceinline__ __half from_acc<__half, float>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) { return __float2bfloat16_rn(v); }
+// Step 3: thread per (b, n) stores its point at its tile's start plus its rank.
+__global__ void __launch_bounds__(kThreads)
+    fill_tiles_kernel(const KnnGeometry g, int64_t N, int64_t total, const int32_t* __restrict__ coords,
+                      const int32_t* __restrict__ tile_start, const int32_t* __restrict__ tile_rank,
+                      int32_t* __restrict__ tile_points) {
+  const int64_t bn = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (bn >= total) return;
+  const int64_t b = bn / N, tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
+  const int64_t tile = point_tile(g, coords[2 * bn], coords[2 * bn + 1]);
+  tile_points[b * N + tile_start[b * (tiles + 1) + tile] + tile_rank[bn]] = static_cast<int32_t>(bn - b * N);
+}
 
-unsigned blocks_for(int64_t work) { return static_cast<unsigned>((work + kThreads - 1) / kThreads); }
-
+// Thread per (b, cell): the ring walk of knn_tiles.h, its running k-best list kept in the
+// dist / index outputs.
 template <typename acc_t>
 __global__ void __launch_bounds__(kThreads)
     search_kernel(const KnnGeometry g, int64_t N, int k, int64_t total, const int32_t* __restrict__ coords,
@@ -45,36 +81,11 @@ __global__ void __launch_bounds__(kThreads)
   const int cells = g.h * g.w;
   const int b = static_cast<int>(bc / cells), cell = static_cast<int>(bc - static_cast<int64_t>(b) * cells);
   const int i = cell / g.w, j = cell - i * g.w;
-  const int tiles = g.tiles_h * g.tiles_w;
-  const int32_t* cb = coords + b * N * 2;
-  const int32_t* start = tile_start + static_cast<int64_t>(b) * (tiles + 1);
-  const int32_t* pts = tile_points + b * N;
+  const int64_t tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
   int64_t* d = dist + bc * k;
-  int32_t* idx = index + bc * k;
-  const int tr = nearest_lattice_index(i, g.H, g.h) / g.tile, tc = nearest_lattice_index(j, g.W, g.w) / g.tile;
-  int count = 0;
-  for (int R = 0;; ++R) {
-    if (R > 0) {
-      const int64_t bound = ring_lower_bound(g, i, j, tr, tc, R);
-      if (bound == kNoBound || (count == k && bound > d[k - 1])) break;
-    }
-    const int a0 = max(tr - R, 0), a1 = min(tr + R, g.tiles_h - 1);
-    for (int a = a0; a <= a1; ++a) {
-      const bool edge_row = (a == tr - R || a == tr + R);
-      const int step = edge_row || R == 0 ? 1 : 2 * R;
-      for (int t = tc - R; t <= tc + R; t += step) {
-        if (t < 0 || t >= g.tiles_w) continue;
-        const int tile = a * g.tiles_w + t;
-        for (int32_t q = start[tile]; q < start[tile + 1]; ++q) {
-          const int32_t p = pts[q];
-          count = knn_offer(d, idx, count, k, lattice_distance(g, cb[2 * p], cb[2 * p + 1], i, j), p);
-        }
-      }
-    }
-  }
-  double total_w = 0;
-  for (int s = 0; s < k; ++s) total_w += inverse_square_weight(g, d[s]);
-  for (int s = 0; s < k; ++s) weights[bc * k + s] = static_cast<acc_t>(inverse_square_weight(g, d[s]) / total_w);
+  tile_ring_search(g, k, i, j, coords + b * N * 2, tile_start + b * (tiles + 1), tile_points + b * N, d,
+                   index + bc * k);
+  store_knn_weights(g, k, d, weights + bc * k);
 }
 
 // Thread per (b, c, cell), cell fastest: output stores coalesce.
@@ -131,12 +142,17 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename acc_t>
 cudaError_t knn_search(const KnnGeometry& geo, int64_t batch, int64_t N, int k, const int32_t* coords,
-                       const int32_t* tile_start, const int32_t* tile_points, int64_t* dist, int32_t* index,
-                       acc_t* weights, cudaStream_t stream) {
-  const int64_t total = batch * geo.h * static_cast<int64_t>(geo.w);
-  if (total == 0) return cudaSuccess;
-  search_kernel<acc_t><<<blocks_for(total), kThreads, 0, stream>>>(geo, N, k, total, coords, tile_start, tile_points,
-                                                                   dist, index, weights);
+                       const KnnSearchScratch& scratch, int32_t* index, acc_t* weights, cudaStream_t stream) {
+  const int64_t total = batch * geo.h * static_cast<int64_t>(geo.w), points = batch * N;
+  if (total == 0 || points == 0) return cudaSuccess;
+  const int64_t tiles = static_cast<int64_t>(geo.tiles_h) * geo.tiles_w;
+  count_tiles_kernel<<<blocks_for(points), kThreads, 0, stream>>>(geo, N, points, coords, scratch.tile_start,
+                                                                  scratch.tile_rank);
+  scan_tiles_kernel<<<static_cast<unsigned>(batch), kThreads, 0, stream>>>(tiles, scratch.tile_start);
+  fill_tiles_kernel<<<blocks_for(points), kThreads, 0, stream>>>(geo, N, points, coords, scratch.tile_start,
+                                                                 scratch.tile_rank, scratch.tile_points);
+  search_kernel<acc_t><<<blocks_for(total), kThreads, 0, stream>>>(geo, N, k, total, coords, scratch.tile_start,
+                                                                   scratch.tile_points, scratch.dist, index, weights);
   return cudaGetLastError();
 }
 
@@ -181,10 +197,10 @@ cudaError_t grid_to_points_backward(int64_t batch, int64_t N, int64_t C, int H, 
   return cudaGetLastError();
 }
 
-template cudaError_t knn_search<float>(const KnnGeometry&, int64_t, int64_t, int, const int32_t*, const int32_t*,
-                                       const int32_t*, int64_t*, int32_t*, float*, cudaStream_t);
-template cudaError_t knn_search<double>(const KnnGeometry&, int64_t, int64_t, int, const int32_t*, const int32_t*,
-                                        const int32_t*, int64_t*, int32_t*, double*, cudaStream_t);
+template cudaError_t knn_search<float>(const KnnGeometry&, int64_t, int64_t, int, const int32_t*,
+                                       const KnnSearchScratch&, int32_t*, float*, cudaStream_t);
+template cudaError_t knn_search<double>(const KnnGeometry&, int64_t, int64_t, int, const int32_t*,
+                                        const KnnSearchScratch&, int32_t*, double*, cudaStream_t);
 
 #define INFDIFF_KNN_INSTANTIATE(scalar_t, acc_t)                                                                  \
   template cudaError_t knn_gather<scalar_t, acc_t>(int64_t, int64_t, int64_t, int64_t, int, const scalar_t*,      \

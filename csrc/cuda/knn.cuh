@@ -1,4 +1,4 @@
-// Launchers of the CUDA k-NN lerp (SPEC section 2). Torch-free: raw device pointers, sizes
+// Launchers of the CUDA k-NN lerp (contract: docs/ops.md). Torch-free: raw device pointers, sizes
 // and a stream. Instantiated for (scalar_t, acc_t) in {(float, float), (double, double),
 // (__half, float), (__nv_bfloat16, float)}; knn_search for acc_t in {float, double}.
 #pragma once
@@ -8,17 +8,24 @@
 #include <cuda_runtime.h>
 
 #include "../common/knn_math.h"
+#include "../common/knn_tiles.h"
 
 namespace infdiff {
 namespace cuda {
 
-// One thread per (batch, cell): the ring search of knn_math.h over the tile buckets
-// (tile_start (B, tiles + 1), tile_points (B, N)). dist (B, cells, k) is scratch for the
-// running k-best list; index and weights (B, cells, k) are the outputs.
+// Device scratch of knn_search, allocated by the caller. tile_start must be zero-filled.
+struct KnnSearchScratch {
+  int32_t* tile_start;   // (B, tiles + 1): the bucket starts of knn_tiles.h
+  int32_t* tile_rank;    // (B, N): rank of each point among its tile's points
+  int32_t* tile_points;  // (B, N): the bucketed point indices
+  int64_t* dist;         // (B, cells, k): the running k-best D list of each cell
+};
+
+// The tile buckets of knn_tiles.h built on the device, then one thread per (batch, cell)
+// walks the rings: index and weights (B, cells, k) are the outputs, coords (B, N, 2).
 template <typename acc_t>
 cudaError_t knn_search(const KnnGeometry& geo, int64_t batch, int64_t N, int k, const int32_t* coords,
-                       const int32_t* tile_start, const int32_t* tile_points, int64_t* dist, int32_t* index,
-                       acc_t* weights, cudaStream_t stream);
+                       const KnnSearchScratch& scratch, int32_t* index, acc_t* weights, cudaStream_t stream);
 
 // out (B, C, cells) = sum_s weights * x[b, index, :].
 template <typename scalar_t, typename acc_t>

@@ -1,4 +1,4 @@
-// CUDA kernels of the sparse depthwise convolution (SPEC section 1); the launchers are
+// CUDA kernels of the sparse depthwise convolution (contract: docs/ops.md); the launchers are
 // declared in sparse_conv.cuh. Same math and data structures as the CPU twin
 // (csrc/cpu/sparse_conv.h), through the shared per-element helpers of
 // csrc/common/sparse_conv_math.h. Torch-free.
@@ -9,51 +9,21 @@
 // transposed convolution (the window relation is symmetric), so it needs no atomics.
 // grad_w reduces over a chunk of points per block and issues one atomicAdd per
 // (channel, tap) per block.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <algorithm>
 #include <cstdint>
 
+#include "kernel_helpers.cuh"
 #include "sparse_conv.cuh"
 
 namespace infdiff {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
 // grad_w: accumulators per thread, i.e. taps of one kernel row handled by one block.
 constexpr int kMaxRowChunk = 8;
 // grad_w: blocks to aim for in total, so every SM has several and the atomics stay few.
 constexpr int64_t kTargetWeightBlocks = 2048;
 constexpr int64_t kMaxGridX = 2147483647, kMaxGridYZ = 65535;
-
-template <typename acc_t, typename scalar_t>
-__device__ __forceinline__ acc_t to_acc(scalar_t v) {
-  return static_cast<acc_t>(v);
-}
-template <>
-__device__ __forceinline__ float to_acc<float, __half>(__half v) {
-  return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float to_acc<float, __nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename scalar_t, typename acc_t>
-__device__ __forceinline__ scalar_t from_acc(acc_t v) {
-  return static_cast<scalar_t>(v);
-}
-template <>
-__device__ __forceinline__ __half from_acc<__half, float>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // KS is the kernel size when known at compile time (loops fully unrolled), or 0 for a
 // runtime kernel size read from the shape (loops kept rolled to bound code size).
@@ -307,19 +277,9 @@ cudaError_t sparse_conv_forward(const SparseConvShape& shape, const scalar_t* x,
                                 const scalar_t* bias, scalar_t* out, cudaStream_t stream) {
   if (shape.batch * shape.points * shape.channels == 0) return cudaSuccess;
   if (!grid_fits<acc_t>(shape)) return cudaErrorInvalidValue;
-  switch (shape.kernel_size) {
-    case 3:
-      launch_forward<3, scalar_t, acc_t>(shape, x, coords, lookup, counts, weight, bias, out, stream);
-      break;
-    case 5:
-      launch_forward<5, scalar_t, acc_t>(shape, x, coords, lookup, counts, weight, bias, out, stream);
-      break;
-    case 7:
-      launch_forward<7, scalar_t, acc_t>(shape, x, coords, lookup, counts, weight, bias, out, stream);
-      break;
-    default:
-      launch_forward<0, scalar_t, acc_t>(shape, x, coords, lookup, counts, weight, bias, out, stream);
-  }
+  with_kernel_size(shape.kernel_size, [&](auto ks) {
+    launch_forward<decltype(ks)::value, scalar_t, acc_t>(shape, x, coords, lookup, counts, weight, bias, out, stream);
+  });
   return cudaGetLastError();
 }
 
@@ -332,36 +292,19 @@ cudaError_t sparse_conv_backward(const SparseConvShape& shape, const scalar_t* g
   if (shape.batch * shape.points * shape.channels == 0) return cudaSuccess;
   if (!grid_fits<acc_t>(shape)) return cudaErrorInvalidValue;
   if (grad_x) {
-    switch (shape.kernel_size) {
-      case 3:
-        launch_grad_x<3, scalar_t, acc_t>(shape, grad_out, coords, lookup, counts, weight, grad_x, stream);
-        break;
-      case 5:
-        launch_grad_x<5, scalar_t, acc_t>(shape, grad_out, coords, lookup, counts, weight, grad_x, stream);
-        break;
-      case 7:
-        launch_grad_x<7, scalar_t, acc_t>(shape, grad_out, coords, lookup, counts, weight, grad_x, stream);
-        break;
-      default:
-        launch_grad_x<0, scalar_t, acc_t>(shape, grad_out, coords, lookup, counts, weight, grad_x, stream);
-    }
+    with_kernel_size(shape.kernel_size, [&](auto ks) {
+      launch_grad_x<decltype(ks)::value, scalar_t, acc_t>(shape, grad_out, coords, lookup, counts, weight, grad_x,
+                                                            stream);
+    });
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }
   if (grad_w) {
-    switch (shape.kernel_size) {
-      case 3:
-        launch_grad_w<3, 3>(shape, grad_out, x, coords, lookup, counts, grad_w, stream);
-        break;
-      case 5:
-        launch_grad_w<5, 5>(shape, grad_out, x, coords, lookup, counts, grad_w, stream);
-        break;
-      case 7:
-        launch_grad_w<7, 7>(shape, grad_out, x, coords, lookup, counts, grad_w, stream);
-        break;
-      default:
-        launch_grad_w<0, kMaxRowChunk>(shape, grad_out, x, coords, lookup, counts, grad_w, stream);
-    }
+    // A known K keeps one whole kernel row per block; a runtime K splits rows into chunks.
+    with_kernel_size(shape.kernel_size, [&](auto ks) {
+      constexpr int KS = decltype(ks)::value;
+      launch_grad_w<KS, (KS > 0 ? KS : kMaxRowChunk)>(shape, grad_out, x, coords, lookup, counts, grad_w, stream);
+    });
   }
   return cudaGetLastError();
 }

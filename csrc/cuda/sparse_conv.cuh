@@ -1,4 +1,4 @@
-// Launchers of the CUDA sparse depthwise convolution (SPEC section 1). Torch-free: raw
+// Launchers of the CUDA sparse depthwise convolution (contract: docs/ops.md). Torch-free: raw
 // device pointers, sizes and a stream, so nvcc compiles them without torch or a GPU.
 // Instantiated for (scalar_t, acc_t) in {(float, float), (double, double),
 // (__half, float), (__nv_bfloat16, float)}.

@@ -1,18 +1,17 @@
-// CUDA kernels of the spectral filters (SPEC section 3): the in-place spectral multiply
+// CUDA kernels of the spectral filters (contract: docs/ops.md): the in-place spectral multiply
 // (transfer function evaluated per coefficient) and the Makhoul reordering passes that
 // turn the "reflect" DCT-II into an rfft2 of the original size (see spectral_math.h).
+#include "kernel_helpers.cuh"
 #include "spectral.cuh"
 
 namespace infdiff {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
+// The butterfly gain of the DCT coefficient (ky, kx).
 template <typename T>
 __device__ __forceinline__ T dct_gain(int mode, T rate, T nsr, int ky, int kx) {
-  const T g = spectral::gaussian(rate, T(ky) * T(ky) + T(kx) * T(kx));
-  return T(0.5) * spectral::gain(mode, g, nsr);
+  return spectral::butterfly_gain(mode, spectral::gaussian(rate, T(ky) * T(ky) + T(kx) * T(kx)), nsr);
 }
 
 // One thread per coefficient (row, k2) of the rfft2 spectrum.
@@ -84,8 +83,6 @@ __global__ void unreorder_kernel(const T* __restrict__ w, int64_t total, int H, 
   const int64_t b = idx / (int64_t(H) * W);
   out[(b * H + spectral::makhoul_source(i, H)) * W + spectral::makhoul_source(j, W)] = w[idx];
 }
-
-inline unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
 }  // namespace
 

@@ -1,4 +1,4 @@
-// Launchers of the CUDA spectral-filter kernels (SPEC section 3). Torch-free: raw device
+// Launchers of the CUDA spectral-filter kernels (contract: docs/ops.md). Torch-free: raw device
 // pointers, sizes and a stream; the transforms are cuFFT calls made through torch.fft.
 // Instantiated for float and double.
 #pragma once

@@ -102,6 +102,10 @@ int main() {
     for (int K : {3, 9}) run<double>(2, 20, 5, 6, 7, K, normalize, rng, 1e-12);
   for (int K : {1, 5, 7, 11}) run<double>(2, 20, 5, 6, 7, K, infdiff::kPartial, rng, 1e-12);
   for (int K : {3, 9}) run<float>(1, 42, 3, 6, 7, K, infdiff::kMean, rng, 1e-5);
+  // One point (its window holds only itself); few points on a larger grid, so most windows
+  // are otherwise empty and many cross the border.
+  run<double>(1, 1, 3, 5, 4, 3, infdiff::kPartial, rng, 1e-12);
+  run<double>(2, 4, 3, 9, 11, 5, infdiff::kMean, rng, 1e-12);
   // Channel tiles wider than a warp, a partial last tile, a single channel, empty input.
   run<double>(2, 30, 40, 8, 9, 3, infdiff::kPartial, rng, 1e-12);
   run<double>(1, 12, 1, 4, 5, 5, infdiff::kMean, rng, 1e-12);

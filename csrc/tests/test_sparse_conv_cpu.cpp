@@ -1,6 +1,6 @@
 // The OpenMP CPU kernels of the sparse depthwise convolution (csrc/cpu/sparse_conv.h),
 // i.e. the math shared with the CUDA kernels, against a naive all-pairs loop written
-// straight from SPEC section 1 (windows found by comparing coordinates, not through the
+// straight from the contract in docs/ops.md (windows found by comparing coordinates, not through the
 // lookup grid).
 #include <algorithm>
 #include <cstdint>

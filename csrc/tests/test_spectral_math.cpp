@@ -6,19 +6,11 @@
 #include <cstdio>
 #include <vector>
 
-#include "../common/spectral_math.h"
+#include "check.h"
+#include "common/spectral_math.h"
 
 using namespace infdiff::spectral;
 using cd = std::complex<double>;
-
-static int failures = 0;
-
-static void expect_near(double got, double want, double tol, const char* what) {
-  if (!(std::fabs(got - want) <= tol * (1.0 + std::fabs(want)))) {
-    std::printf("FAIL %s: got %.17g want %.17g\n", what, got, want);
-    ++failures;
-  }
-}
 
 static double dct_gain(int ky, int kx, double sigma, int mode, double nsr) {
   const double rate = gaussian_rate(sigma, kReflect);
@@ -94,16 +86,15 @@ static std::vector<double> butterfly_filter(const std::vector<double>& x, int H,
 }
 
 int main() {
-  expect_near(gaussian_rate(0.1, kPeriodic), 2 * kPi * kPi * 0.01, 1e-15, "periodic rate");
-  expect_near(gaussian_rate(0.1, kReflect), 0.5 * kPi * kPi * 0.01, 1e-15, "reflect rate");
-  expect_near(wiener_factor(0.5, 0.05), 0.5 / 0.3, 1e-15, "wiener factor");
-  expect_near(grf_sqrt_eigenvalue(2.0, 2.0, 3.0), std::sqrt(9.0 * std::pow(8 * kPi * kPi + 9.0, -2.0)), 1e-13,
-              "grf eigenvalue");
-  expect_near(fold_frequency(5, 8), 3, 0, "fold frequency");
+  CHECK_NEAR(gaussian_rate(0.1, kPeriodic), 2 * kPi * kPi * 0.01, 1e-15, 1e-15);
+  CHECK_NEAR(gaussian_rate(0.1, kReflect), 0.5 * kPi * kPi * 0.01, 1e-15, 1e-15);
+  CHECK_NEAR(wiener_factor(0.5, 0.05), 0.5 / 0.3, 1e-15, 1e-15);
+  CHECK_NEAR(grf_sqrt_eigenvalue(2.0, 2.0, 3.0), std::sqrt(9.0 * std::pow(8 * kPi * kPi + 9.0, -2.0)), 1e-13, 1e-13);
+  CHECK_EQ(fold_frequency(5, 8), 3);
   for (int n = 1; n <= 9; ++n) {  // Makhoul's order is a permutation: evens up, odds down
     std::vector<int> seen(n, 0);
     for (int p = 0; p < n; ++p) ++seen[makhoul_source(p, n)];
-    for (int i = 0; i < n; ++i) expect_near(seen[i], 1, 0, "makhoul permutation");
+    for (int i = 0; i < n; ++i) CHECK_EQ(seen[i], 1);
   }
   const int sizes[][2] = {{4, 6}, {5, 3}, {1, 4}, {6, 1}, {7, 8}};
   for (const auto& hw : sizes) {
@@ -113,10 +104,8 @@ int main() {
     for (int mode : {kMollify, kWiener}) {
       const auto want = direct_dct_filter(x, H, W, 0.15, mode, 0.05);
       const auto got = butterfly_filter(x, H, W, 0.15, mode, 0.05);
-      for (int i = 0; i < H * W; ++i) expect_near(got[i], want[i], 1e-10, "reflect butterfly vs direct DCT filter");
+      for (int i = 0; i < H * W; ++i) CHECK_NEAR(got[i], want[i], 1e-10, 1e-10);
     }
   }
-  if (failures) std::printf("%d failure(s)\n", failures);
-  else std::printf("test_spectral_math: all passed\n");
-  return failures ? 1 : 0;
+  return infdiff_test::finish("test_spectral_math");
 }
