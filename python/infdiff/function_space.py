@@ -95,6 +95,16 @@ class FunctionSpaceDiffusion:
                 trace_of_covariance(alpha, tau, reference_resolution))
         self.noise_scale = float(noise_scale)
 
+    @classmethod
+    def from_options(cls, options):
+        """The process of a mapping of constructor arguments (e.g. a config section); an unknown
+        key is an error naming it rather than being ignored."""
+        known = ("noise", "alpha", "tau", "beta_min", "beta_max", "reference_resolution", "noise_scale", "t_min")
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown function-space option(s) {unknown}; known: {list(known)}")
+        return cls(**options)
+
     # ------------------------------------------------------------ schedule
     def beta(self, t):
         """beta(t) (B,) of times t (B,) in [0, 1]."""
@@ -205,18 +215,25 @@ class FunctionSpaceDiffusion:
             if sampler == "langevin":
                 x = self._langevin(model, x, t, s, langevin_steps, langevin_snr, generator)
             eps = self._noise_estimate(model, x, t)
-            drift = -0.5 * beta * x + beta * eps / s if sampler != "ode" else -0.5 * beta * x + 0.5 * beta * eps / s
             if sampler == "ode":
+                drift = self._flow_drift(x, eps, beta, s)
                 # Heun: average the slope at t and at the Euler prediction for t_next
                 x_pred = x - dt * drift
                 tn = torch.tensor([t_next], dtype=torch.float64)
-                beta_n, s_n = float(self.beta(tn)), float(self.std_coef(tn))
                 eps_n = self._noise_estimate(model, x_pred, t_next)
-                drift_n = -0.5 * beta_n * x_pred + 0.5 * beta_n * eps_n / s_n
+                drift_n = self._flow_drift(x_pred, eps_n, float(self.beta(tn)), float(self.std_coef(tn)))
                 x = x - 0.5 * dt * (drift + drift_n)
             else:
+                # the reverse SDE's drift: the forward drift minus beta times the preconditioned score
+                drift = -0.5 * beta * x + beta * eps / s
                 x = x - dt * drift + math.sqrt(beta * dt) * self.noise_like(shape, generator, device, dtype)
         return self._denoised(x, self._noise_estimate(model, x, self.t_min), self.t_min)
+
+    @staticmethod
+    def _flow_drift(x, eps, beta, s):
+        """du/dt of the probability-flow ODE: the forward drift minus half beta times the
+        preconditioned score -eps / s (half, because the ODE carries no noise of its own)."""
+        return -0.5 * beta * x + 0.5 * beta * eps / s
 
     def _langevin(self, model, x, t, s, count, snr, generator):
         """`count` preconditioned Langevin moves at level t: the C-preconditioned score is

@@ -132,6 +132,12 @@ def test_fno_constructor_errors_name_the_argument(kwargs, name):
         FourierNeuralOperator(**kwargs)
 
 
+def test_fno_unknown_options_are_named():
+    with pytest.raises(ValueError, match="kernel_size"):
+        FourierNeuralOperator.from_options({"modes": 4, "kernel_size": 3})
+    assert FourierNeuralOperator.from_options({"modes": 4, "width": 4}).grid == 8
+
+
 def test_fno_forward_errors_name_the_argument():
     model = FourierNeuralOperator(channels=1, width=4, modes=3, depth=1, time_dim=8)
     with pytest.raises(ValueError, match="u must"):

@@ -200,6 +200,12 @@ def test_process_errors_name_the_argument(kwargs, name):
         FunctionSpaceDiffusion(**kwargs)
 
 
+def test_unknown_options_are_named():
+    with pytest.raises(ValueError, match="sigma"):
+        FunctionSpaceDiffusion.from_options({"alpha": 2.0, "sigma": 0.1})
+    assert FunctionSpaceDiffusion.from_options({"alpha": 3.0}).alpha == 3.0
+
+
 def test_call_errors_name_the_argument():
     process = FunctionSpaceDiffusion(reference_resolution=8)
     model = FourierNeuralOperator(channels=1, width=4, modes=3, depth=1, time_dim=8)

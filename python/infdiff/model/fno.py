@@ -114,6 +114,16 @@ class FourierNeuralOperator(nn.Module):
         self.skip = nn.Conv2d(channels, channels, 1, bias=False)
         self.skip_gain = nn.Linear(time_dim, channels)
 
+    @classmethod
+    def from_options(cls, options):
+        """The operator of a mapping of constructor arguments (e.g. a config section); an unknown
+        key is an error naming it rather than being ignored."""
+        known = ("channels", "width", "modes", "depth", "grid", "time_dim")
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown FNO option(s) {unknown}; known: {list(known)}")
+        return cls(**options)
+
     def forward(self, u, t):
         if u.dim() != 4 or u.shape[1] != self.channels:
             raise ValueError(f"u must have shape (B, {self.channels}, H, W), got {tuple(u.shape)}")
