@@ -170,10 +170,12 @@ class FunctionSpaceDiffusion:
 
     # ------------------------------------------------------------ reverse process
     def _noise_estimate(self, model, x, t):
+        """eps = model(x, t) for a state x (B, C, H, W) and one float time t shared by the batch."""
         tt = torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
         return model(x, tt).to(x.dtype)
 
     def _denoised(self, x, eps, t):
+        """E[u_0 | u_t = x] = (x - s eps) / m for x, eps (B, C, H, W) at the float time t."""
         tt = torch.tensor([t], dtype=torch.float64)
         m, s = float(self.mean_coef(tt)), float(self.std_coef(tt))
         return (x - s * eps) / m
@@ -231,14 +233,16 @@ class FunctionSpaceDiffusion:
 
     @staticmethod
     def _flow_drift(x, eps, beta, s):
-        """du/dt of the probability-flow ODE: the forward drift minus half beta times the
-        preconditioned score -eps / s (half, because the ODE carries no noise of its own)."""
+        """du/dt (B, C, H, W) of the probability-flow ODE at x, eps (B, C, H, W): the forward drift
+        minus half beta times the preconditioned score -eps / s (half, because the ODE carries no
+        noise of its own)."""
         return -0.5 * beta * x + 0.5 * beta * eps / s
 
     def _langevin(self, model, x, t, s, count, snr, generator):
-        """`count` preconditioned Langevin moves at level t: the C-preconditioned score is
-        -eps / s, and the step d = 2 (snr ||xi|| / ||eps / s||)^2 makes the drift a fixed fraction
-        of the injected noise, as in Song et al.'s corrector (norms in L^2 of the unit square)."""
+        """`count` preconditioned Langevin moves of x (B, C, H, W) at level t. The C-preconditioned
+        score is -eps / s; the step d = 2 (snr ||xi|| / ||eps / s||)^2 per example makes the drift a
+        fixed fraction of the injected noise, Song et al.'s corrector heuristic with both norms
+        taken in L^2 of the unit square (finite for trace-class xi)."""
         for _ in range(count):
             eps = self._noise_estimate(model, x, t)
             xi = self.noise_like(x.shape, generator, x.device, x.dtype)

@@ -22,7 +22,7 @@ from torch import nn
 from .sparse import timestep_embedding
 
 
-def band_limit(u, modes, size=None):
+def band_limit(u, modes):
     """Fourier coefficients of u (..., H, W) with |kx| < modes and ky < modes, as a (..., 2 modes - 1,
     modes) complex tensor (kx ordered 0..modes-1, -(modes-1)..-1) in units that do not depend on the
     grid (rfft2 / (H W)). Modes the grid does not resolve strictly below its Nyquist frequency are zero,
@@ -64,6 +64,7 @@ class SpectralConv2d(nn.Module):
         self.weight = nn.Parameter(scale * torch.randn(in_channels, out_channels, 2 * modes - 1, modes, 2))
 
     def forward(self, v):
+        """v (B, C_in, G1, G2) -> (B, C_out, G1, G2)."""
         coeff = band_limit(v, self.modes)
         mixed = torch.einsum("bixy,ioxy->boxy", coeff, torch.view_as_complex(self.weight))
         return evaluate_band(mixed, v.shape[-2:])
@@ -80,6 +81,7 @@ class FNOBlock(nn.Module):
         self.time_shift = nn.Linear(time_dim, width)
 
     def forward(self, v, temb):
+        """v (B, width, G, G), temb (B, time_dim) -> (B, width, G, G)."""
         shift = self.time_shift(temb)[:, :, None, None]
         return nn.functional.gelu(self.spectral(v) + self.pointwise(v) + shift)
 
