@@ -61,6 +61,28 @@ def test_spectral_conv_matches_direct_dft():
     torch.testing.assert_close(conv(v), expected, rtol=0, atol=1e-12)
 
 
+def test_spectral_conv_matches_neuraloperator():
+    """Our SpectralConv2d against the SpectralConv of the `neuraloperator` package with the same
+    weights. The package is not a dependency: run this test with an interpreter that has it (e.g. a
+    throwaway venv with `pip install neuraloperator` on top of this environment)."""
+    spectral_convolution = pytest.importorskip(
+        "neuralop.layers.spectral_convolution",
+        reason="the optional oracle `neuraloperator` is not installed (the direct DFT test covers the same op)")
+    modes = 5
+    torch.manual_seed(6)
+    ours = SpectralConv2d(2, 3, modes)
+    # n_modes counts both signs on the first axis (2 modes - 1 centred on 0) and is halved plus
+    # one on the rfft axis, so (2 modes - 1, 2 modes - 1) keeps exactly our |kx| < modes, ky < modes
+    theirs = spectral_convolution.SpectralConv(2, 3, n_modes=(2 * modes - 1, 2 * modes - 1), bias=False)
+    weight = torch.view_as_complex(ours.weight.detach())  # (2, 3, 2 modes - 1, modes), kx = 0.., -(modes-1)..-1
+    with torch.no_grad():
+        # theirs orders kx from -(modes - 1) to modes - 1 (fftshift order)
+        theirs.weight.tensor.copy_(torch.roll(weight, shifts=modes - 1, dims=-2))
+    v = torch.randn(2, 2, 16, 12, generator=torch.Generator().manual_seed(6))
+    # float32 FFTs on both sides, differing only in summation order: rounding ~1e-7 of values ~1
+    torch.testing.assert_close(ours(v), theirs(v), rtol=0, atol=1e-5)
+
+
 def test_band_limit_round_trip_and_grid_independence():
     gen = torch.Generator().manual_seed(1)
     u = band_limited_field((2, 1, 9, 9), gen)  # odd grid: 4 mode pairs per axis, no Nyquist
