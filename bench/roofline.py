@@ -383,7 +383,7 @@ def format_table(rows, measured=None) -> str:
         if measured is not None:
             got = measured["times"].get((r.op, r.size, r.density, r.mode)) if r.model == "floor" else None
             roof = roofline_seconds(r.cost, measured["gpu"])
-            cells += ["" if got is None else f"{got * 1e6:.1f}", "" if got is None else f"{roof / got:.3f}"]
+            cells += ["" if got is None else f"{got * 1e6:.1f}", "" if got is None else f"{roof / got:.3g}"]
         lines.append(cells)
     widths = [max(len(c[i]) for c in [header] + lines) for i in range(len(header))]
 
@@ -403,9 +403,9 @@ def matching_gpu(device) -> str:
     return "A100-80GB-SXM"
 
 
-def measure(sizes, densities, device, repeats) -> tuple:
-    """Times of every op with the cuda backend, {(op, size, density, mode): seconds}, and the
-    Timings for the JSON."""
+def measure(sizes, densities, device, repeats, backend="cuda") -> tuple:
+    """Times of every op on `backend` ("cuda" on a GPU; "cpu" runs the same code in the
+    tests), {(op, size, density, mode): seconds}, and the Timings for the JSON."""
     import infdiff_kernels as ik
 
     from .sparse_conv import make_points
@@ -414,7 +414,7 @@ def measure(sizes, densities, device, repeats) -> tuple:
     timings, times = [], {}
 
     def record(op, size, density, mode, fn):
-        t = time_fn(fn, case=f"{op} {size}^2 d={density} {mode}", impl="cuda", device=device, warmup=2, repeats=repeats)
+        t = time_fn(fn, case=f"{op} {size}^2 d={density} {mode}", impl=backend, device=device, warmup=2, repeats=repeats)
         timings.append(t)
         if t.median_s is not None:
             times[(op, size, density, mode)] = t.median_s
@@ -438,28 +438,28 @@ def measure(sizes, densities, device, repeats) -> tuple:
             weight = torch.randn(C, K, K, device=device, requires_grad=True)
             bias = torch.randn(C, device=device, requires_grad=True)
             y = torch.randn(B, C, half, half, device=device, requires_grad=True)
-            nmap = ik.build_neighbor_map(coords, (size, size), K, check=False, backend="cuda")
+            nmap = ik.build_neighbor_map(coords, (size, size), K, check=False, backend=backend)
 
             def conv():
-                return ik.sparse_depthwise_conv(x, coords, (size, size), weight, bias, backend="cuda", neighbor_map=nmap)
+                return ik.sparse_depthwise_conv(x, coords, (size, size), weight, bias, backend=backend, neighbor_map=nmap)
 
             def knn():
-                return ik.knn_to_grid(x, coords, (size, size), (half, half), KNN_K, backend="cuda", check=False)
+                return ik.knn_to_grid(x, coords, (size, size), (half, half), KNN_K, backend=backend, check=False)
 
             def sample():
-                return ik.grid_to_points(y, coords, (size, size), backend="cuda")
+                return ik.grid_to_points(y, coords, (size, size), backend=backend)
 
             for op, call, leaves in (("sparse_conv", conv, (x, weight, bias)), ("knn_to_grid", knn, (x,)),
                                      ("grid_to_points", sample, (y,))):
                 record(op, size, d, "fwd", lambda call=call: torch.no_grad()(call)())
                 record(op, size, d, "fwd+bwd", forward_and_backward(call, leaves))
             record("build_neighbor_map", size, d, "fwd",
-                   lambda: ik.build_neighbor_map(coords, (size, size), K, check=False, backend="cuda"))
+                   lambda: ik.build_neighbor_map(coords, (size, size), K, check=False, backend=backend))
         u = torch.randn(B, C, size, size, device=device, requires_grad=True)
         sigma = 2.0 / size
-        record("mollify/wiener", size, "dense", "fwd", lambda: torch.no_grad()(ik.mollify)(u, sigma, backend="cuda"))
+        record("mollify/wiener", size, "dense", "fwd", lambda: torch.no_grad()(ik.mollify)(u, sigma, backend=backend))
         record("mollify/wiener", size, "dense", "fwd+bwd",
-               forward_and_backward(lambda: ik.mollify(u, sigma, backend="cuda"), (u,)))
+               forward_and_backward(lambda: ik.mollify(u, sigma, backend=backend), (u,)))
     return times, timings
 
 

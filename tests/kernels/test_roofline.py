@@ -159,3 +159,34 @@ def test_table_lists_every_op_without_a_gpu():
     assert {r.op for r in rows} == {"sparse_conv", "knn_to_grid", "grid_to_points", "build_neighbor_map", "mollify/wiener"}
     table = rl.format_table(rows)
     assert len(table.splitlines()) == len(rows) + 2
+
+
+def test_measure_times_every_floor_row_cpu_twin():
+    """The GPU timing path, run with the "cpu" backend on a tiny case: one time per floor row
+    of the table, and the table then shows roofline / measured for exactly those rows."""
+    import infdiff_kernels as ik
+
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip(f"the compiled CPU backend is not built here; available: {ik.available_backends('cpu')}")
+    sizes, densities = (16,), (Fraction(1, 4),)
+    times, timings = rl.measure(sizes, densities, "cpu", 1, backend="cpu")
+    assert all(t.skipped is None for t in timings), [t.skipped for t in timings if t.skipped]
+    floor_keys = {(r.op, r.size, r.density, r.mode) for r in rl.model_rows(sizes, densities) if r.model == "floor"}
+    assert set(times) == floor_keys
+    assert all(seconds > 0 for seconds in times.values())
+    table = rl.format_table(rl.model_rows(sizes, densities), {"gpu": "H100-SXM", "times": times})
+    assert table.splitlines()[0].rstrip().endswith("roofline/measured")
+    fractions = [line.split()[-1] for line in table.splitlines()[2:] if " floor " in line]
+    assert len(fractions) == len(floor_keys) and all(float(f) > 0 for f in fractions)
+
+
+def test_main_without_a_gpu_writes_the_model(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "roofline.json"
+    assert rl.main(["--sizes", "16", "--densities", "1/4", "--device", "cpu", "--json", str(path)]) == 0
+    assert "no CUDA device" in capsys.readouterr().out
+    payload = json.loads(path.read_text())
+    assert payload["family"] == "roofline"
+    assert len(payload["model"]) == len(rl.model_rows((16,), (Fraction(1, 4),)))
+    assert payload["timings"][0]["skipped"].startswith("no CUDA device")
