@@ -342,6 +342,9 @@ class Row:
 
 
 def model_rows(sizes, densities) -> list:
+    """The table's Rows: per size and density every point op under each of its models, fwd
+    and fwd+bwd (the backward counted as its own launches after the forward), the neighbour
+    map build (fwd only), then per size the spectral filters (dense grids: no density)."""
     rows = []
     modes = (("fwd", False), ("fwd+bwd", True))
     for size in sizes:
@@ -368,8 +371,9 @@ def model_rows(sizes, densities) -> list:
 
 def format_table(rows, measured=None) -> str:
     """Rows with MB, MFLOP, flops per byte, the roofline time per GPU (us) and the bound on
-    A100-80GB; with `measured` ({(op, size, density, mode): seconds}), the measured time and
-    roofline time / measured time on `measured_gpu` for the floor rows."""
+    A100-80GB; with `measured` ({"gpu": a GPUS key, "times": {(op, size, density, mode):
+    seconds}}), the measured time and roofline time on that GPU / measured time, on the floor
+    rows (the floor is what "at the roofline" means)."""
     gpus = list(GPUS)
     header = ["op", "size", "d", "mode", "model", "MB", "MFLOP", "flop/B"] + [f"{g} us" for g in gpus] + ["bound"]
     if measured is not None:
