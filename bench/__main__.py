@@ -9,7 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Listed (not globbed) so the order is stable and a family that is planned but not yet
 # written shows up as skipped rather than silently absent.
-FAMILIES = ("sparse_conv", "knn", "spectral", "train_step")
+FAMILIES = ("sparse_conv", "knn", "spectral", "train_step", "roofline")
 
 
 def main(argv=None) -> int:
