@@ -63,7 +63,9 @@ def _taps(coords_ptr, offs, m, in_size, out_size, dtype: tl.constexpr):
     """grid_sample(border, align_corners=False) taps of lattice index coords[offs]."""
     q = tl.load(coords_ptr + offs, mask=m, other=0).to(dtype)
     src = (2 * q + 1) * out_size / (2.0 * in_size) - 0.5
-    src = tl.minimum(tl.maximum(src, 0.0), (out_size - 1).to(dtype))
+    # zeros + (out_size - 1), not (out_size - 1).to(dtype): a size of 1 arrives as the
+    # constexpr 1 on a GPU, which has no .to, and the sum takes src's dtype either way.
+    src = tl.minimum(tl.maximum(src, 0.0), tl.zeros_like(src) + (out_size - 1))
     lo = src.to(tl.int32)  # src >= 0: truncation is floor
     frac = src - lo.to(dtype)
     hi = tl.minimum(lo + 1, out_size - 1)

@@ -1,0 +1,46 @@
+"""The pytest twin of .ci/triton_compile.py: the Triton kernels compiled for real for sm_80 on
+a representative subset of the launches (every kernel and autotune config, float32 and
+bfloat16, the unit-size and odd shape cases), with grids checked for every shape case.
+
+The interpreter the other kernel tests use cannot see these failures: an integer argument
+equal to 1 turned into a constexpr, a kernel argument name Triton's launcher cannot bind,
+a grid axis past its CUDA limit, or an int32 pointer offset that wraps past 2^31 elements.
+The compile runs in a subprocess because this process imported triton in interpreter mode."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton")
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / ".ci" / "triton_compile.py"
+
+
+@pytest.fixture(scope="module")
+def quick_check(tmp_path_factory):
+    """(exit status, results) of the quick real-compile check."""
+    out = tmp_path_factory.mktemp("triton-compile")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--jobs", "2", "--report", str(out / "report.txt"),
+         "--json", str(out / "report.json")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert (out / "report.json").exists(), f"the check did not finish:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return proc.returncode, json.loads((out / "report.json").read_text()), (out / "report.txt").read_text()
+
+
+def _errors(results, needle):
+    return [e for e in results["errors"] if needle in e]
+
+
+def test_every_kernel_compiles_for_sm80_with_unit_sizes(quick_check):
+    """A size argument equal to 1 is compiled as the constexpr 1 (e.g. a 1-pixel-high grid)."""
+    _, results, _ = quick_check
+    failed = [f"{r['kernel']} [{r['config']}] {r['specialisation']}: {r['error'][:600]}"
+              for r in results["rows"] if not r["ok"]]
+    assert not failed, "\n".join(failed)
+    assert any("knn._sample_kernel" == r["kernel"] and " h=1 " in r["specialisation"] for r in results["rows"])
