@@ -24,21 +24,26 @@ def _gain(ky, kx, rate, nsr, MODE: tl.constexpr):
     return g
 
 
+# The scalar table is `params_ptr`, never `params`: Triton's generated launch binder keeps
+# its own local named `params`, and a kernel argument of that name makes every real (GPU)
+# launch fail with "failed to specialize argument of type: dict".
+
+
 @triton.jit
-def _periodic_kernel(spec, params, H, W, WC, MODE: tl.constexpr, BLOCK: tl.constexpr):
+def _periodic_kernel(spec, params_ptr, H, W, WC, MODE: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0)  # flattened (batch, k1)
-    rate = tl.load(params)
-    nsr = tl.load(params + 1)
+    rate = tl.load(params_ptr)
+    nsr = tl.load(params_ptr + 1)
     k2 = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     live = k2 < WC
     k1 = row % H
     ky = tl.minimum(k1, H - k1).to(spec.dtype.element_ty)
     kx = k2.to(spec.dtype.element_ty)
     if MODE == 2:  # GRF: scale * sqrt(lambda_k)
-        alpha = tl.load(params + 2)
-        log_tau = tl.load(params + 3)
-        scale = tl.load(params + 4)
-        four_pi_sq = tl.load(params + 5)
+        alpha = tl.load(params_ptr + 2)
+        log_tau = tl.load(params_ptr + 3)
+        scale = tl.load(params_ptr + 4)
+        four_pi_sq = tl.load(params_ptr + 5)
         k_sq = ky * ky + kx * kx
         # tau^(-2) (1 + 4 pi^2 |k|^2 / tau^2)^(-alpha): no overflow or cancellation for large alpha, tau;
         # log1p(q) by Kahan's trick (log(u) q / (u - 1), u = 1 + q): log(1 + q) is 0 for q < 2^-24 in
@@ -59,11 +64,11 @@ def _periodic_kernel(spec, params, H, W, WC, MODE: tl.constexpr, BLOCK: tl.const
 
 
 @triton.jit
-def _reflect_kernel(spec, params, H, W, WC, PAIRS, MODE: tl.constexpr, BLOCK: tl.constexpr):
+def _reflect_kernel(spec, params_ptr, H, W, WC, PAIRS, MODE: tl.constexpr, BLOCK: tl.constexpr):
     bp = tl.program_id(0)  # flattened (batch, row pair)
-    rate = tl.load(params)
-    nsr = tl.load(params + 1)
-    half_pi = tl.load(params + 6)
+    rate = tl.load(params_ptr)
+    nsr = tl.load(params_ptr + 1)
+    half_pi = tl.load(params_ptr + 6)
     b = bp // PAIRS
     k1 = bp % PAIRS
     k1m = (H - k1) % H

@@ -44,3 +44,9 @@ def test_every_kernel_compiles_for_sm80_with_unit_sizes(quick_check):
               for r in results["rows"] if not r["ok"]]
     assert not failed, "\n".join(failed)
     assert any("knn._sample_kernel" == r["kernel"] and " h=1 " in r["specialisation"] for r in results["rows"])
+
+
+def test_every_launch_binds_to_its_kernel(quick_check):
+    """Triton's launcher must be able to specialise every argument a launcher passes."""
+    _, results, _ = quick_check
+    assert not _errors(results, "cannot be specialised")
