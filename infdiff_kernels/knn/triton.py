@@ -23,11 +23,19 @@ def _acc_dtype(dtype):
 
 
 @triton.jit
+def _row_tile(rows, BLOCK: tl.constexpr):
+    """(batch index as int64, row indices) of this program. Batch and row blocks share grid
+    axis 0 (up to 2^31 - 1 programs) because axes 1 and 2 stop at 65,535, about 2.1 M rows."""
+    row_blocks = tl.cdiv(rows, BLOCK)
+    pid = tl.program_id(0)
+    return (pid // row_blocks).to(tl.int64), (pid % row_blocks) * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
 def _gather_kernel(x_ptr, index_ptr, weights_ptr, out_ptr, N, C, cells, k,
                    BLOCK_G: tl.constexpr, BLOCK_C: tl.constexpr):
-    b = tl.program_id(0)
-    g = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)
-    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    b, g = _row_tile(cells, BLOCK_G)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     gm, cm = g < cells, c < C
     mask = gm[:, None] & cm[None, :]
     acc = tl.zeros((BLOCK_G, BLOCK_C), dtype=weights_ptr.dtype.element_ty)
@@ -44,9 +52,8 @@ def _gather_kernel(x_ptr, index_ptr, weights_ptr, out_ptr, N, C, cells, k,
 @triton.jit
 def _scatter_kernel(grad_ptr, index_ptr, weights_ptr, acc_ptr, N, C, cells, k,
                     BLOCK_G: tl.constexpr, BLOCK_C: tl.constexpr):
-    b = tl.program_id(0)
-    g = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)
-    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    b, g = _row_tile(cells, BLOCK_G)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     gm, cm = g < cells, c < C
     mask = gm[:, None] & cm[None, :]
     go = tl.load(grad_ptr + (b * C + c[None, :]).to(tl.int64) * cells + g[:, None], mask=mask, other=0)
@@ -77,9 +84,8 @@ def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.c
                    ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     """grad_mode=False: out (B, N, C) = samples of y (B, C, h, w). grad_mode=True: the adjoint,
     y_ptr is grad_out (B, N, C) and out_ptr the (B, C, h, w) accumulator (atomic adds)."""
-    b = tl.program_id(0)
-    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    b, n = _row_tile(N, BLOCK_N)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     nm, cm = n < N, c < C
     mask = nm[:, None] & cm[None, :]
     y0, y1, fy = _taps(coords_ptr, (b * N + n) * 2, nm, H, h, ACC)
@@ -109,8 +115,9 @@ def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.c
 
 
 def _grid(batch, rows, channels):
+    """(grid, BLOCK_C): axis 0 is (batch, row block) as _row_tile reads it, axis 1 channels."""
     bc = _block_c(channels)
-    return (batch, triton.cdiv(rows, _BLOCK_ROWS), triton.cdiv(channels, bc)), bc
+    return (batch * triton.cdiv(rows, _BLOCK_ROWS), triton.cdiv(channels, bc)), bc
 
 
 def _tl_acc(dtype):

@@ -50,3 +50,9 @@ def test_every_launch_binds_to_its_kernel(quick_check):
     """Triton's launcher must be able to specialise every argument a launcher passes."""
     _, results, _ = quick_check
     assert not _errors(results, "cannot be specialised")
+
+
+def test_grids_stay_within_cuda_axis_limits(quick_check):
+    """The "huge" shape case (3 M points, a 2048 x 2048 grid) puts > 65,535 row blocks to launch."""
+    _, results, _ = quick_check
+    assert not _errors(results, "grid axis")
