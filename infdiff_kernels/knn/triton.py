@@ -5,7 +5,11 @@ The exact neighbour search is not done here: `ops.knn_search_op` runs the compil
 search of the C++/CUDA extension for the tensors' device when it is built, and otherwise the
 torch brute force of `reference.knn_search`. The scatters use atomic adds into an
 accumulation-dtype buffer (float32, or float64 for float64 inputs), so their summation order
-is not fixed on GPUs."""
+is not fixed on GPUs.
+
+Every pointer offset that involves a program id or a size is summed in int64 before it
+touches a pointer (`ptr + (a + b)`, b int64), so no offset wraps past 2^31 elements;
+.ci/triton_compile.py checks this in the compiled TTIR."""
 import torch
 import triton
 import triton.language as tl
@@ -41,11 +45,11 @@ def _gather_kernel(x_ptr, index_ptr, weights_ptr, out_ptr, N, C, cells, k,
     acc = tl.zeros((BLOCK_G, BLOCK_C), dtype=weights_ptr.dtype.element_ty)
     base = (b * cells + g) * k
     for s in range(k):
-        p = tl.load(index_ptr + base + s, mask=gm, other=0).to(tl.int64)
-        wt = tl.load(weights_ptr + base + s, mask=gm, other=0)
-        xv = tl.load(x_ptr + (b * N + p)[:, None] * C + c[None, :], mask=mask, other=0)
+        p = tl.load(index_ptr + (base + s), mask=gm, other=0).to(tl.int64)
+        wt = tl.load(weights_ptr + (base + s), mask=gm, other=0)
+        xv = tl.load(x_ptr + ((b * N + p)[:, None] * C + c[None, :]), mask=mask, other=0)
         acc += wt[:, None] * xv.to(acc.dtype)
-    tl.store(out_ptr + (b * C + c[None, :]).to(tl.int64) * cells + g[:, None],
+    tl.store(out_ptr + ((b * C + c[None, :]) * cells + g[:, None]),
              acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -56,13 +60,13 @@ def _scatter_kernel(grad_ptr, index_ptr, weights_ptr, acc_ptr, N, C, cells, k,
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     gm, cm = g < cells, c < C
     mask = gm[:, None] & cm[None, :]
-    go = tl.load(grad_ptr + (b * C + c[None, :]).to(tl.int64) * cells + g[:, None], mask=mask, other=0)
+    go = tl.load(grad_ptr + ((b * C + c[None, :]) * cells + g[:, None]), mask=mask, other=0)
     go = go.to(acc_ptr.dtype.element_ty)
     base = (b * cells + g) * k
     for s in range(k):
-        p = tl.load(index_ptr + base + s, mask=gm, other=0).to(tl.int64)
-        wt = tl.load(weights_ptr + base + s, mask=gm, other=0)
-        tl.atomic_add(acc_ptr + (b * N + p)[:, None] * C + c[None, :], wt[:, None] * go, mask=mask)
+        p = tl.load(index_ptr + (base + s), mask=gm, other=0).to(tl.int64)
+        wt = tl.load(weights_ptr + (base + s), mask=gm, other=0)
+        tl.atomic_add(acc_ptr + ((b * N + p)[:, None] * C + c[None, :]), wt[:, None] * go, mask=mask)
 
 
 @triton.jit
@@ -90,7 +94,7 @@ def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.c
     mask = nm[:, None] & cm[None, :]
     y0, y1, fy = _taps(coords_ptr, (b * N + n) * 2, nm, H, h, ACC)
     x0, x1, fx = _taps(coords_ptr, (b * N + n) * 2 + 1, nm, W, w, ACC)
-    plane = (b * C + c[None, :]).to(tl.int64) * h * w
+    plane = (b * C + c[None, :]) * h * w
     o00 = plane + (y0 * w + x0)[:, None]
     o01 = plane + (y0 * w + x1)[:, None]
     o10 = plane + (y1 * w + x0)[:, None]
@@ -99,7 +103,7 @@ def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.c
     w01 = ((1 - fy) * fx)[:, None]
     w10 = (fy * (1 - fx))[:, None]
     w11 = (fy * fx)[:, None]
-    pts = (b * N + n)[:, None].to(tl.int64) * C + c[None, :]
+    pts = (b * N + n)[:, None] * C + c[None, :]
     if grad_mode:
         go = tl.load(y_ptr + pts, mask=mask, other=0).to(ACC)
         tl.atomic_add(out_ptr + o00, w00 * go, mask=mask)

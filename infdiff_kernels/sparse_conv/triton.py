@@ -11,6 +11,10 @@ deterministic:
   grad_w[:, tap(d)] = sum_q s[q] * g[q] * x[neighbour of q at offset d]
 grad_w is reduced per (chunk of points, channel block) program into a float32 (float64
 for float64 inputs) partial buffer, then summed over chunks by torch.
+
+Every pointer offset that involves a program id or a size is int64 (the channel index c
+included), so none wraps past 2^31 elements; .ci/triton_compile.py checks this in the
+compiled TTIR.
 """
 import os
 
@@ -51,7 +55,7 @@ def _window_tile(lookup_ptr, pmask, row, col, cell, t0, H, W, K: tl.constexpr, T
     rr = row[:, None] + dy[None, :]
     cc = col[:, None] + dx[None, :]
     ok = pmask[:, None] & (t < K * K)[None, :] & (rr >= 0) & (rr < H) & (cc >= 0) & (cc < W)
-    return tl.load(lookup_ptr + cell[:, None] + (dy * W + dx)[None, :], mask=ok, other=-1), t
+    return tl.load(lookup_ptr + (cell[:, None] + (dy * W + dx)[None, :]), mask=ok, other=-1), t
 
 
 # Taps are processed TAP_BLOCK at a time as the middle axis of a (points, taps, channels)
@@ -67,7 +71,7 @@ def _forward_kernel(
     BLOCK_N: tl.constexpr, TAP_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     bn, pmask, row, col, first, cell = _point_tile(coords_ptr, tl.program_id(0), total, N, H, W, BLOCK_N)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
     cmask = c < C
     acc = tl.zeros((BLOCK_N, BLOCK_C), dtype=scale_ptr.dtype.element_ty)
     for t0 in range(0, K * K, TAP_BLOCK):
@@ -75,7 +79,7 @@ def _forward_kernel(
         xm = (p >= 0)[:, :, None] & cmask[None, None, :]
         xv = tl.load(x_ptr + ((first[:, None] + p) * C)[:, :, None] + c[None, None, :], mask=xm, other=0.0)
         wm = (t < K * K)[:, None] & cmask[None, :]
-        wv = tl.load(w_ptr + c[None, :] * (K * K) + t[:, None], mask=wm, other=0.0)
+        wv = tl.load(w_ptr + (c[None, :] * (K * K) + t[:, None]), mask=wm, other=0.0)
         acc += tl.sum(wv.to(acc.dtype)[None, :, :] * xv.to(acc.dtype), axis=1)
     acc *= tl.load(scale_ptr + bn, mask=pmask, other=0.0)[:, None]
     if HAS_BIAS:
@@ -91,7 +95,7 @@ def _grad_x_kernel(
     K: tl.constexpr, BLOCK_N: tl.constexpr, TAP_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     bq, pmask, row, col, first, cell = _point_tile(coords_ptr, tl.program_id(0), total, N, H, W, BLOCK_N)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
     cmask = c < C
     acc = tl.zeros((BLOCK_N, BLOCK_C), dtype=scale_ptr.dtype.element_ty)
     for t0 in range(0, K * K, TAP_BLOCK):
@@ -103,7 +107,7 @@ def _grad_x_kernel(
         gv = tl.load(g_ptr + (bu * C)[:, :, None] + c[None, None, :], mask=gm, other=0.0)
         # q sits at offset (-dy, -dx) of u, so u saw q through the mirrored tap K*K-1-t.
         wm = (t < K * K)[:, None] & cmask[None, :]
-        wv = tl.load(w_ptr + c[None, :] * (K * K) + (K * K - 1 - t)[:, None], mask=wm, other=0.0)
+        wv = tl.load(w_ptr + (c[None, :] * (K * K) + (K * K - 1 - t)[:, None]), mask=wm, other=0.0)
         acc += tl.sum(wv.to(acc.dtype)[None, :, :] * (su[:, :, None] * gv.to(acc.dtype)), axis=1)
     omask = pmask[:, None] & cmask[None, :]
     tl.store(gx_ptr + bq[:, None] * C + c[None, :], acc.to(gx_ptr.dtype.element_ty), mask=omask)
@@ -119,7 +123,7 @@ def _grad_w_kernel(
     neighbour of q at the tap's offset. Tap blocks are the outer loop so one accumulator
     tile serves them all; the chunk's coords and g are re-read per tap block, from cache on
     a GPU."""
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
     cmask = c < C
     chunk = tl.program_id(0).to(tl.int64)
     for t0 in range(0, K * K, TAP_BLOCK):
@@ -137,7 +141,7 @@ def _grad_w_kernel(
             sq = tl.load(scale_ptr + bq, mask=pmask, other=0.0)
             acc += (sq[:, None] * gv.to(acc.dtype))[:, None, :] * xv.to(acc.dtype)
         tm = (t < K * K)[:, None] & cmask[None, :]
-        tl.store(partial_ptr + (chunk * (K * K) + t)[:, None] * C + c[None, :], tl.sum(acc, axis=0), mask=tm)
+        tl.store(partial_ptr + ((chunk * (K * K) + t)[:, None] * C + c[None, :]), tl.sum(acc, axis=0), mask=tm)
 
 
 def _interpreting(device):

@@ -56,3 +56,9 @@ def test_grids_stay_within_cuda_axis_limits(quick_check):
     """The "huge" shape case (3 M points, a 2048 x 2048 grid) puts > 65,535 row blocks to launch."""
     _, results, _ = quick_check
     assert not _errors(results, "grid axis")
+
+
+def test_pointer_offsets_cannot_wrap_at_2_pow_31(quick_check):
+    """Offsets built from program ids or sizes are int64 in the compiled TTIR."""
+    _, results, _ = quick_check
+    assert not _errors(results, "int32 pointer offset")
