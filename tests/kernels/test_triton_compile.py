@@ -62,3 +62,15 @@ def test_pointer_offsets_cannot_wrap_at_2_pow_31(quick_check):
     """Offsets built from program ids or sizes are int64 in the compiled TTIR."""
     _, results, _ = quick_check
     assert not _errors(results, "int32 pointer offset")
+
+
+def test_no_register_spills_and_a_full_report(quick_check):
+    status, results, report = quick_check
+    assert not _errors(results, "spills")
+    assert status == 0, "\n".join(results["errors"])
+    for row in results["rows"]:
+        assert row["regs"] > 0 and row["spill"] == 0
+    assert {r["kernel"] for r in results["rows"] if "unit" in r["cases"]} == set(results["kernels"])
+    for kernel in results["kernels"]:
+        assert f"{kernel} " in report
+    assert "regs=" in report and "smem=" in report
