@@ -10,12 +10,24 @@ is not fixed on GPUs.
 Every pointer offset that involves a program id or a size is summed in int64 before it
 touches a pointer (`ptr + (a + b)`, b int64), so no offset wraps past 2^31 elements;
 .ci/triton_compile.py checks this in the compiled TTIR."""
+import os
+
 import torch
 import triton
 import triton.language as tl
 
-_BLOCK_ROWS = 32  # cells or points per program
 _MAX_BLOCK_C = 64
+
+# Rows (cells or points) per program and warps, tuned per channel count (and dtype, which
+# the autotuner adds to every key) on a GPU. The interpreter cannot time anything, so under
+# TRITON_INTERPRET it keeps the first config and CPU tests do not benchmark.
+_ROW_CONFIGS = [
+    triton.Config({"BLOCK_ROWS": 32}, num_warps=4),
+    triton.Config({"BLOCK_ROWS": 64}, num_warps=4),
+    triton.Config({"BLOCK_ROWS": 128}, num_warps=8),
+]
+if os.environ.get("TRITON_INTERPRET", "0") == "1":
+    _ROW_CONFIGS = _ROW_CONFIGS[:1]
 
 
 def _block_c(channels):
@@ -35,14 +47,15 @@ def _row_tile(rows, BLOCK: tl.constexpr):
     return (pid // row_blocks).to(tl.int64), (pid % row_blocks) * BLOCK + tl.arange(0, BLOCK)
 
 
+@triton.autotune(configs=_ROW_CONFIGS, key=["C", "k"])
 @triton.jit
 def _gather_kernel(x_ptr, index_ptr, weights_ptr, out_ptr, N, C, cells, k,
-                   BLOCK_G: tl.constexpr, BLOCK_C: tl.constexpr):
-    b, g = _row_tile(cells, BLOCK_G)
+                   BLOCK_ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
+    b, g = _row_tile(cells, BLOCK_ROWS)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     gm, cm = g < cells, c < C
     mask = gm[:, None] & cm[None, :]
-    acc = tl.zeros((BLOCK_G, BLOCK_C), dtype=weights_ptr.dtype.element_ty)
+    acc = tl.zeros((BLOCK_ROWS, BLOCK_C), dtype=weights_ptr.dtype.element_ty)
     base = (b * cells + g) * k
     for s in range(k):
         p = tl.load(index_ptr + (base + s), mask=gm, other=0).to(tl.int64)
@@ -53,10 +66,12 @@ def _gather_kernel(x_ptr, index_ptr, weights_ptr, out_ptr, N, C, cells, k,
              acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+# Benchmark runs add into acc too: reset_to_zero clears it before each and before the real run.
+@triton.autotune(configs=_ROW_CONFIGS, key=["C", "k"], reset_to_zero=["acc_ptr"])
 @triton.jit
 def _scatter_kernel(grad_ptr, index_ptr, weights_ptr, acc_ptr, N, C, cells, k,
-                    BLOCK_G: tl.constexpr, BLOCK_C: tl.constexpr):
-    b, g = _row_tile(cells, BLOCK_G)
+                    BLOCK_ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
+    b, g = _row_tile(cells, BLOCK_ROWS)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     gm, cm = g < cells, c < C
     mask = gm[:, None] & cm[None, :]
@@ -83,12 +98,14 @@ def _taps(coords_ptr, offs, m, in_size, out_size, dtype: tl.constexpr):
     return lo, hi, frac
 
 
+# The adjoint (grad_mode) accumulates into out with atomics: reset_to_zero as for the scatter.
+@triton.autotune(configs=_ROW_CONFIGS, key=["C", "grad_mode"], reset_to_zero=["out_ptr"])
 @triton.jit
 def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.constexpr,
-                   ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+                   ACC: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
     """grad_mode=False: out (B, N, C) = samples of y (B, C, h, w). grad_mode=True: the adjoint,
     y_ptr is grad_out (B, N, C) and out_ptr the (B, C, h, w) accumulator (atomic adds)."""
-    b, n = _row_tile(N, BLOCK_N)
+    b, n = _row_tile(N, BLOCK_ROWS)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     nm, cm = n < N, c < C
     mask = nm[:, None] & cm[None, :]
@@ -119,9 +136,10 @@ def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.c
 
 
 def _grid(batch, rows, channels):
-    """(grid, BLOCK_C): axis 0 is (batch, row block) as _row_tile reads it, axis 1 channels."""
+    """(grid of the autotuned BLOCK_ROWS, BLOCK_C): axis 0 is (batch, row block) as _row_tile
+    reads it, axis 1 channels."""
     bc = _block_c(channels)
-    return (batch * triton.cdiv(rows, _BLOCK_ROWS), triton.cdiv(channels, bc)), bc
+    return lambda meta: (batch * triton.cdiv(rows, meta["BLOCK_ROWS"]), triton.cdiv(channels, bc)), bc
 
 
 def _tl_acc(dtype):
@@ -135,7 +153,7 @@ def knn_gather(x, index, weights, h, w):
     if out.numel() == 0:
         return out
     grid, bc = _grid(b, cells, c)
-    _gather_kernel[grid](x, index, weights, out, n, c, cells, k, BLOCK_G=_BLOCK_ROWS, BLOCK_C=bc)
+    _gather_kernel[grid](x, index, weights, out, n, c, cells, k, BLOCK_C=bc)
     return out
 
 
@@ -145,7 +163,7 @@ def knn_scatter(grad_out, index, weights, n):
     acc = torch.zeros((b, n, c), device=grad_out.device, dtype=_acc_dtype(grad_out.dtype))
     if acc.numel() and cells:
         grid, bc = _grid(b, cells, c)
-        _scatter_kernel[grid](grad_out, index, weights, acc, n, c, cells, k, BLOCK_G=_BLOCK_ROWS, BLOCK_C=bc)
+        _scatter_kernel[grid](grad_out, index, weights, acc, n, c, cells, k, BLOCK_C=bc)
     return acc.to(grad_out.dtype)
 
 
@@ -155,8 +173,7 @@ def grid_to_points(y, coords, H, W):
     out = y.new_empty((b, n, c))
     if out.numel():
         grid, bc = _grid(b, n, c)
-        _sample_kernel[grid](y, coords, out, n, c, H, W, h, w, grad_mode=False, ACC=_tl_acc(y.dtype),
-                             BLOCK_N=_BLOCK_ROWS, BLOCK_C=bc)
+        _sample_kernel[grid](y, coords, out, n, c, H, W, h, w, grad_mode=False, ACC=_tl_acc(y.dtype), BLOCK_C=bc)
     return out
 
 
@@ -166,5 +183,5 @@ def grid_to_points_backward(grad_out, coords, H, W, h, w):
     if grad_out.numel():
         grid, bc = _grid(b, n, c)
         _sample_kernel[grid](grad_out, coords, acc, n, c, H, W, h, w, grad_mode=True, ACC=_tl_acc(grad_out.dtype),
-                             BLOCK_N=_BLOCK_ROWS, BLOCK_C=bc)
+                             BLOCK_C=bc)
     return acc.to(grad_out.dtype)

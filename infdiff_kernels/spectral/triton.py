@@ -5,6 +5,7 @@ csrc/common/spectral_math.h, explained in dct.py). The reordering passes around 
 transforms are PyTorch index ops (dct.TorchReorder)."""
 import functools
 import math
+import os
 
 import torch
 import triton
@@ -13,7 +14,16 @@ import triton.language as tl
 from .dct import TorchReorder
 from .reference import GRF, REFLECT
 
-BLOCK = 128
+# Coefficients per program and warps, tuned per row length W/2 + 1 (and dtype) on a GPU.
+# The kernels scale the spectrum in place, so benchmark runs would scale it again:
+# restore_value puts it back after each. Under TRITON_INTERPRET only the first config.
+_CONFIGS = [
+    triton.Config({"BLOCK": 128}, num_warps=4),
+    triton.Config({"BLOCK": 32}, num_warps=1),
+    triton.Config({"BLOCK": 512}, num_warps=4),
+]
+if os.environ.get("TRITON_INTERPRET", "0") == "1":
+    _CONFIGS = _CONFIGS[:1]
 
 
 @triton.jit
@@ -29,6 +39,7 @@ def _gain(ky, kx, rate, nsr, MODE: tl.constexpr):
 # launch fail with "failed to specialize argument of type: dict".
 
 
+@triton.autotune(configs=_CONFIGS, key=["WC", "MODE"], restore_value=["spec"])
 @triton.jit
 def _periodic_kernel(spec, params_ptr, H, W, WC, MODE: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0)  # flattened (batch, k1)
@@ -63,6 +74,7 @@ def _periodic_kernel(spec, params_ptr, H, W, WC, MODE: tl.constexpr, BLOCK: tl.c
     tl.store(base + 1, im * f, mask=live)
 
 
+@triton.autotune(configs=_CONFIGS, key=["WC", "MODE"], restore_value=["spec"])
 @triton.jit
 def _reflect_kernel(spec, params_ptr, H, W, WC, PAIRS, MODE: tl.constexpr, BLOCK: tl.constexpr):
     bp = tl.program_id(0)  # flattened (batch, row pair)
@@ -137,15 +149,18 @@ def spectral_multiply_(spec, height, width, boundary, mode, sigma, nsr, alpha, t
     re = torch.view_as_real(spec)
     wc = width // 2 + 1
     batch = spec.numel() // (height * wc)
-    cols = triton.cdiv(wc, BLOCK)
+
+    def grid(rows):
+        return lambda meta: (rows, triton.cdiv(wc, meta["BLOCK"]))
+
     if boundary == REFLECT and mode != GRF:
         params = _params(0.5 * math.pi**2 * sigma**2, nsr, 0.0, 0.0, 1.0, re.dtype, re.device)
         pairs = height // 2 + 1
-        _reflect_kernel[(batch * pairs, cols)](re, params, height, width, wc, pairs, MODE=mode, BLOCK=BLOCK)
+        _reflect_kernel[grid(batch * pairs)](re, params, height, width, wc, pairs, MODE=mode)
     else:
         log_tau = math.log(tau) if mode == GRF else 0.0
         params = _params(2.0 * math.pi**2 * sigma**2, nsr, alpha, log_tau, scale, re.dtype, re.device)
-        _periodic_kernel[(batch * height, cols)](re, params, height, width, wc, MODE=mode, BLOCK=BLOCK)
+        _periodic_kernel[grid(batch * height)](re, params, height, width, wc, MODE=mode)
 
 
 spectral_prepare = TorchReorder.spectral_prepare
