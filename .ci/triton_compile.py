@@ -14,7 +14,7 @@ alignment attribute, grids are bounded per axis, and ptxas allocates registers. 
    compiled with `triton.compile` for each target: TTIR, PTX and a cubin via ptxas.
 3. Checks, any failure makes the exit status 1:
    - the compile succeeds;
-   - no register spills (local memory or stack in `cuobjdump -res-usage`);
+   - no register spills (ptxas -v spill stores / loads; a stack frame alone is no spill);
    - grid axis 0 < 2^31 and axes 1, 2 <= 65535 for every case and config (the CUDA limits);
    - every autotune config of every kernel is compiled, and a kernel that accumulates with
      atomics resets its output between benchmark runs (reset_to_zero);
@@ -26,12 +26,13 @@ alignment attribute, grids are bounded per axis, and ptxas allocates registers. 
 
 Usage: python .ci/triton_compile.py [--quick] [--arch 80 90] [--kernel NAME] [--jobs 2]
 --quick compiles a representative subset (sm_80, float32, the unit and odd shape cases,
-every autotune config) for the pytest twin of this check; the full run takes about 3
-minutes on 2 idle cores (Triton's cache makes a rerun of unchanged kernels fast).
+every autotune config) for the pytest twin of this check. Each run compiles from an empty
+private cache, so ptxas's figures are always fresh.
 """
 import argparse
 import concurrent.futures
 import contextlib
+import io
 import json
 import multiprocessing
 import os
@@ -46,6 +47,10 @@ from pathlib import Path
 # Real compilation, not the interpreter: both are read when triton is imported.
 os.environ.pop("TRITON_INTERPRET", None)
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+# A private, empty kernel cache: ptxas then runs for every kernel and its -v log (registers,
+# spills) is there to read; a cached cubin comes without one.
+_CACHE = tempfile.TemporaryDirectory(prefix="infdiff-triton-check-")
+os.environ["TRITON_CACHE_DIR"] = _CACHE.name
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "python")]
@@ -301,7 +306,6 @@ def specialise(kernels, launches, archs):
 
 # ---------------------------------------------------------------------------------------
 # Compiling and reading what ptxas did.
-_RESOURCES = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
 _ADDPTR = re.compile(r"^\s*%\S+ = tt\.addptr (%[\w#]+), (%[\w#]+) : [^,]+, (\S+?)(?: loc\((#loc\d*)\))?$")
 _DEF = re.compile(r"^\s*(%[\w]+)(?::\d+)? = (\"?[\w.]+\"?)(.*)$")
 _VALUE = re.compile(r"%[\w]+")
@@ -363,18 +367,14 @@ def int32_offsets(ttir):
     return sorted(set(found))
 
 
-def _resources(cubin):
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        out = subprocess.run(
-            [triton.knobs.nvidia.cuobjdump.path, "-res-usage", f.name], capture_output=True, text=True, check=True
-        ).stdout
-    m = _RESOURCES.search(out)
-    if not m:
-        raise RuntimeError(f"cuobjdump -res-usage printed no resources:\n{out}")
-    regs, stack, shared, local = map(int, m.groups())
-    return regs, stack + local, shared
+def _ptxas_figures(log):
+    """(registers, spill store + load bytes, stack frame bytes) from a `ptxas -v` log."""
+    regs = re.search(r"Used (\d+) registers", log)
+    frame = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    if not (regs and frame):
+        raise RuntimeError(f"no register / spill figures in the ptxas log:\n{log}")
+    stack, stores, loads = map(int, frame.groups())
+    return int(regs.group(1)), stores + loads, stack
 
 
 _JOBS = []
@@ -384,10 +384,13 @@ def _compile(index):
     job = _JOBS[index]
     start = time.time()
     try:
-        compiled = triton.compile(job.source, target=GPUTarget("cuda", job.arch, 32), options=job.options)
-        regs, spill, shared_static = _resources(compiled.asm["cubin"])
-        shared = max(shared_static, compiled.metadata.shared)
-        return dict(ok=True, regs=regs, spill=spill, shared=shared, offsets=int32_offsets(compiled.asm["ttir"]),
+        # Triton prints ptxas's -v log when asked to; a cached kernel prints none.
+        triton.knobs.nvidia.dump_ptxas_log = True
+        with contextlib.redirect_stdout(io.StringIO()) as log:
+            compiled = triton.compile(job.source, target=GPUTarget("cuda", job.arch, 32), options=job.options)
+        regs, spill, stack = _ptxas_figures(log.getvalue())
+        return dict(ok=True, regs=regs, spill=spill, stack=stack, shared=compiled.metadata.shared,
+                    offsets=int32_offsets(compiled.asm["ttir"]),
                     atomics="tt.atomic_rmw" in compiled.asm["ttir"],
                     seconds=time.time() - start)
     except Exception as err:  # a failed compile is a finding to report, not a crash of the check
@@ -456,11 +459,12 @@ def main(argv=None):
     with open(opts.report, "w") as out:
         out.write(f"# Triton real-compile report: {len(jobs)} compilations for sm_{', sm_'.join(map(str, archs))}, "
                   f"cases {', '.join(cases)}, triton {triton.__version__}, {time.time() - start:.0f} s\n")
-        out.write("# regs = registers per thread, spill = local + stack bytes, smem = shared bytes\n")
+        out.write("# regs = registers per thread, spill = ptxas spill store + load bytes, stack = stack frame\n"
+                  "# bytes (e.g. libdevice's float64 sin/cos range reduction), smem = shared memory bytes\n")
         for row in sorted(rows, key=lambda r: (r["kernel"], r["arch"], r["config"], r["specialisation"])):
             head = f"{row['kernel']:<34} sm_{row['arch']} [{row['config']}]"
             if row["ok"]:
-                out.write(f"{head} regs={row['regs']} spill={row['spill']} smem={row['shared']} "
+                out.write(f"{head} regs={row['regs']} spill={row['spill']} stack={row['stack']} smem={row['shared']} "
                           f"({row['seconds']:.1f}s) cases={','.join(row['cases'])}\n    {row['specialisation']}\n")
             else:
                 out.write(f"{head} COMPILE ERROR cases={','.join(row['cases'])}\n    {row['specialisation']}\n")

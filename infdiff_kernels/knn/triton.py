@@ -26,8 +26,15 @@ _ROW_CONFIGS = [
     triton.Config({"BLOCK_ROWS": 64}, num_warps=4),
     triton.Config({"BLOCK_ROWS": 128}, num_warps=8),
 ]
+# The sampler holds four taps and their int64 offsets per element: at 128 x 32 (8 warps,
+# sm_80) or 64 x 32 (4 warps, sm_90) ptxas spills, so its tiles stay at 16 elements a thread.
+_SAMPLE_CONFIGS = [
+    triton.Config({"BLOCK_ROWS": 32}, num_warps=4),
+    triton.Config({"BLOCK_ROWS": 64}, num_warps=8),
+    triton.Config({"BLOCK_ROWS": 16}, num_warps=2),
+]
 if os.environ.get("TRITON_INTERPRET", "0") == "1":
-    _ROW_CONFIGS = _ROW_CONFIGS[:1]
+    _ROW_CONFIGS, _SAMPLE_CONFIGS = _ROW_CONFIGS[:1], _SAMPLE_CONFIGS[:1]
 
 
 def _block_c(channels):
@@ -99,7 +106,7 @@ def _taps(coords_ptr, offs, m, in_size, out_size, dtype: tl.constexpr):
 
 
 # The adjoint (grad_mode) accumulates into out with atomics: reset_to_zero as for the scatter.
-@triton.autotune(configs=_ROW_CONFIGS, key=["C", "grad_mode"], reset_to_zero=["out_ptr"])
+@triton.autotune(configs=_SAMPLE_CONFIGS, key=["C", "grad_mode"], reset_to_zero=["out_ptr"])
 @triton.jit
 def _sample_kernel(y_ptr, coords_ptr, out_ptr, N, C, H, W, h, w, grad_mode: tl.constexpr,
                    ACC: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
