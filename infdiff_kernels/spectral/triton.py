@@ -5,6 +5,7 @@ csrc/common/spectral_math.h, explained in dct.py). The reordering passes around 
 transforms are PyTorch index ops (dct.TorchReorder)."""
 import functools
 import math
+import os
 
 import torch
 import triton
@@ -13,7 +14,19 @@ import triton.language as tl
 from .dct import TorchReorder
 from .reference import GRF, REFLECT
 
-BLOCK = 128
+# Coefficients per program and warps, tuned per row length W/2 + 1 (and dtype) on a GPU.
+# The kernels scale the spectrum in place, so benchmark runs would scale it again:
+# restore_value puts it back after each. Under TRITON_INTERPRET only the first config.
+_CONFIGS = [
+    triton.Config({"BLOCK": 128}, num_warps=4),
+    triton.Config({"BLOCK": 32}, num_warps=1),
+    triton.Config({"BLOCK": 512}, num_warps=4),
+]
+# The reflect butterfly's float64 sin/cos: ptxas spills a few bytes at 128 coefficients on
+# 2 or 4 warps (the compile check found it), not at 32 on 1 or 512 on 4.
+_REFLECT_CONFIGS = [_CONFIGS[2], _CONFIGS[1]]
+if os.environ.get("TRITON_INTERPRET", "0") == "1":
+    _CONFIGS, _REFLECT_CONFIGS = _CONFIGS[:1], _REFLECT_CONFIGS[:1]
 
 
 @triton.jit
@@ -24,21 +37,27 @@ def _gain(ky, kx, rate, nsr, MODE: tl.constexpr):
     return g
 
 
+# The scalar table is `params_ptr`, never `params`: Triton's generated launch binder keeps
+# its own local named `params`, and a kernel argument of that name makes every real (GPU)
+# launch fail with "failed to specialize argument of type: dict".
+
+
+@triton.autotune(configs=_CONFIGS, key=["WC", "MODE"], restore_value=["spec"])
 @triton.jit
-def _periodic_kernel(spec, params, H, W, WC, MODE: tl.constexpr, BLOCK: tl.constexpr):
+def _periodic_kernel(spec, params_ptr, H, W, WC, MODE: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0)  # flattened (batch, k1)
-    rate = tl.load(params)
-    nsr = tl.load(params + 1)
+    rate = tl.load(params_ptr)
+    nsr = tl.load(params_ptr + 1)
     k2 = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     live = k2 < WC
     k1 = row % H
     ky = tl.minimum(k1, H - k1).to(spec.dtype.element_ty)
     kx = k2.to(spec.dtype.element_ty)
     if MODE == 2:  # GRF: scale * sqrt(lambda_k)
-        alpha = tl.load(params + 2)
-        log_tau = tl.load(params + 3)
-        scale = tl.load(params + 4)
-        four_pi_sq = tl.load(params + 5)
+        alpha = tl.load(params_ptr + 2)
+        log_tau = tl.load(params_ptr + 3)
+        scale = tl.load(params_ptr + 4)
+        four_pi_sq = tl.load(params_ptr + 5)
         k_sq = ky * ky + kx * kx
         # tau^(-2) (1 + 4 pi^2 |k|^2 / tau^2)^(-alpha): no overflow or cancellation for large alpha, tau;
         # log1p(q) by Kahan's trick (log(u) q / (u - 1), u = 1 + q): log(1 + q) is 0 for q < 2^-24 in
@@ -58,12 +77,13 @@ def _periodic_kernel(spec, params, H, W, WC, MODE: tl.constexpr, BLOCK: tl.const
     tl.store(base + 1, im * f, mask=live)
 
 
+@triton.autotune(configs=_REFLECT_CONFIGS, key=["WC", "MODE"], restore_value=["spec"])
 @triton.jit
-def _reflect_kernel(spec, params, H, W, WC, PAIRS, MODE: tl.constexpr, BLOCK: tl.constexpr):
+def _reflect_kernel(spec, params_ptr, H, W, WC, PAIRS, MODE: tl.constexpr, BLOCK: tl.constexpr):
     bp = tl.program_id(0)  # flattened (batch, row pair)
-    rate = tl.load(params)
-    nsr = tl.load(params + 1)
-    half_pi = tl.load(params + 6)
+    rate = tl.load(params_ptr)
+    nsr = tl.load(params_ptr + 1)
+    half_pi = tl.load(params_ptr + 6)
     b = bp // PAIRS
     k1 = bp % PAIRS
     k1m = (H - k1) % H
@@ -132,15 +152,18 @@ def spectral_multiply_(spec, height, width, boundary, mode, sigma, nsr, alpha, t
     re = torch.view_as_real(spec)
     wc = width // 2 + 1
     batch = spec.numel() // (height * wc)
-    cols = triton.cdiv(wc, BLOCK)
+
+    def grid(rows):
+        return lambda meta: (rows, triton.cdiv(wc, meta["BLOCK"]))
+
     if boundary == REFLECT and mode != GRF:
         params = _params(0.5 * math.pi**2 * sigma**2, nsr, 0.0, 0.0, 1.0, re.dtype, re.device)
         pairs = height // 2 + 1
-        _reflect_kernel[(batch * pairs, cols)](re, params, height, width, wc, pairs, MODE=mode, BLOCK=BLOCK)
+        _reflect_kernel[grid(batch * pairs)](re, params, height, width, wc, pairs, MODE=mode)
     else:
         log_tau = math.log(tau) if mode == GRF else 0.0
         params = _params(2.0 * math.pi**2 * sigma**2, nsr, alpha, log_tau, scale, re.dtype, re.device)
-        _periodic_kernel[(batch * height, cols)](re, params, height, width, wc, MODE=mode, BLOCK=BLOCK)
+        _periodic_kernel[grid(batch * height)](re, params, height, width, wc, MODE=mode)
 
 
 spectral_prepare = TorchReorder.spectral_prepare
