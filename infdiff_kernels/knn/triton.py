@@ -1,4 +1,4 @@
-"""Triton kernels of the k-NN lerp (SPEC section 2): the weighted gather onto the grid, its
+"""Triton kernels of the k-NN lerp (docs/ops.md#knn_to_grid): the weighted gather onto the grid, its
 adjoint scatter, bilinear sampling at the points and its adjoint.
 
 The exact neighbour search is not done here: `ops.knn_search_op` runs the compiled ring

@@ -1,4 +1,4 @@
-"""Triton kernels of the sparse depthwise convolution (SPEC section 1), with the signatures
+"""Triton kernels of the sparse depthwise convolution (docs/ops.md#sparse_depthwise_conv), with the signatures
 of the C++ extension's `sparse_conv_forward` / `sparse_conv_backward` so ops.py calls
 either backend the same way.
 
@@ -168,7 +168,7 @@ def _interpreting(device):
 
 
 def _window_scale(counts, normalize, kernel_size, dtype):
-    """s of SPEC section 1 per point, flattened, in the accumulation dtype (float64 for
+    """s of docs/ops.md#sparse_depthwise_conv per point, flattened, in the accumulation dtype (float64 for
     float64 inputs, else float32): one division per point instead of one per tap."""
     acc = torch.float64 if dtype == torch.float64 else torch.float32
     m = counts.reshape(-1).to(acc)

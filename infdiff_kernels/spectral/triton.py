@@ -1,6 +1,6 @@
 """Triton spectral multiply on the interleaved complex rfft2 spectrum
 (torch.view_as_real: (batch, H, W/2 + 1, 2)), with the transfer function evaluated per
-coefficient in the kernel (SPEC section 3; the reflect butterfly is the one of
+coefficient in the kernel (docs/ops.md#spectral-filters; the reflect butterfly is the one of
 csrc/common/spectral_math.h, explained in dct.py). The reordering passes around the
 transforms are PyTorch index ops (dct.TorchReorder)."""
 import functools
