@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "check.h"
+#include "random_values.h"
 #include "cpu/knn.h"
 #include "knn_emulated.inc"
 
@@ -76,14 +77,6 @@ void check_search(int64_t B, int64_t N, int H, int W, int h, int w, int k, bool 
       }
   }
   for (int count : seen) CHECK_EQ(count, 1);
-}
-
-template <typename T>
-std::vector<T> random_values(int64_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<double> uni(-1.0, 1.0);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(uni(rng));
-  return v;
 }
 
 // The gather / scatter through one search's neighbours, and the bilinear sampling at the

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "check.h"
+#include "random_values.h"
 #include "cpu/spectral.h"
 #include "spectral_emulated.inc"
 
@@ -14,14 +15,6 @@ namespace {
 
 using infdiff::spectral::SpectralParams;
 using infdiff::spectral::SpectralShape;
-
-template <typename T>
-std::vector<T> random_values(int64_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<double> uni(-1.0, 1.0);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(uni(rng));
-  return v;
-}
 
 // The filter of (boundary, mode) on a random interleaved rfft2 spectrum (batch, H, W/2 + 1, 2).
 template <typename T>
