@@ -84,6 +84,9 @@ def test_cli_eval_on_an_fno_checkpoint(fno_cfg, tmp_path):
     with open(os.path.join(evaluated, "eval.json")) as fh:
         report = json.load(fh)
     assert report["n"] == {"16": 4, "32": 4}
+    assert report["family"] == "fno" and report["noise"] == "trace_class" and "wiener_nsr" not in report
+    with open(os.path.join(evaluated, "report.md")) as fh:
+        assert "- model family: `fno`" in fh.read()
     for res in ("16", "32"):
         assert np.isfinite(report["native"][res]["swd"]) and report["native"][res]["law_spectrum_err"] > 0
 

@@ -224,6 +224,9 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s")
     default_steps, default_sampler = sample_defaults(cfg)
     meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or default_steps, "family": cfg.model.family,
-            "sampler": default_sampler, "wiener_nsr": cfg.diffusion.wiener_nsr, "noise": cfg.diffusion.noise,
-            "overrides": dict(overrides or {}), "sampling_seconds": timing}
+            "sampler": default_sampler, "overrides": dict(overrides or {}), "sampling_seconds": timing}
+    if is_function_space(cfg):  # the diffusion section's Wiener ratio and noise do not apply
+        meta["noise"] = cfg.function_space.noise
+    else:
+        meta.update(wiener_nsr=cfg.diffusion.wiener_nsr, noise=cfg.diffusion.noise)
     return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
