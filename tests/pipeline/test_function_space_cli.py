@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from infdiff.checkpoint import load_checkpoint, save_checkpoint
 from infdiff.cli import main
 from infdiff.config import ConfigError, load_config
 from infdiff.family import sample_defaults
@@ -108,6 +109,20 @@ def test_resume_refuses_the_other_family(fno_cfg, tmp_path):
     mollified = load_config(TINY, {"train.out_dir": str(tmp_path / "other")})
     with pytest.raises(ValueError, match="model.family: checkpoint 'fno', this config 'mollified'"):
         Trainer(mollified, resume=trainer.ckpt_path, quiet=True)
+
+
+def test_a_checkpoint_from_before_the_family_fields_still_resumes_and_samples(tmp_path):
+    cfg = load_config(TINY, {"train.out_dir": str(tmp_path / "run")})
+    trainer = Trainer(cfg, quiet=True)
+    trainer.fit(stop_at=1)
+    state = load_checkpoint(trainer.ckpt_path)
+    del state["config"]["function_space"], state["config"]["model"]["family"], state["config"]["model"]["fno"]
+    save_checkpoint(state, trainer.ckpt_path)
+    resumed = Trainer(cfg, resume=trainer.ckpt_path, quiet=True)
+    assert resumed.step == 1 and torch.equal(_params(resumed.model), _params(trainer.model))
+    sampler = Sampler.from_checkpoint(trainer.ckpt_path, "cpu")
+    assert sampler.cfg.model.family == "mollified"
+    assert sampler.sample(1, 16, steps=1, generator=sampler.generator(0)).shape == (1, 1, 16, 16)
 
 
 def test_guided_sampling_says_it_is_mollified_only(fno_cfg):
