@@ -205,7 +205,9 @@ def build_parser():
     s.add_argument("--ckpt", required=True)
     s.add_argument("--resolution", type=int, nargs="+", default=[28])
     s.add_argument("--steps", type=int, default=None)
-    s.add_argument("--sampler", choices=["ddim", "ddpm"], default=None)
+    s.add_argument("--sampler", choices=["ddim", "ddpm", "sde", "ode", "langevin"], default=None,
+                   help="ddim or ddpm (model.family mollified); sde, ode or langevin (model.family fno); "
+                        "default: the checkpoint's")
     s.add_argument("--n", type=int, default=16)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples")
@@ -214,7 +216,8 @@ def build_parser():
                    help="png: one grid per resolution; npz: the raw float32 arrays in [-1, 1], "
                         "one array 'samples_<R>px' (n, C, R, R) per resolution, for external FID tools")
     s.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE",
-                   help="a sampling setting other than the checkpoint's (diffusion.wiener_nsr, noise, sampler, sample_steps)")
+                   help="a sampling setting other than the checkpoint's (diffusion.wiener_nsr, noise, sampler, "
+                        "sample_steps; function_space.sampler, sample_steps)")
     s.set_defaults(func=cmd_sample)
     d = sub.add_parser("demo", help="train the MNIST preset on this machine, then sample at 28/56/112 px")
     d.add_argument("--config", default="mnist", help=CONFIG_HELP + " (default: mnist)")

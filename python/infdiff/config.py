@@ -23,6 +23,9 @@ BOUNDARIES = ("reflect", "periodic")
 NORMALIZE_MODES = ("partial", "mean", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
 NOISE_MODES = ("function", "pixel")
+FAMILIES = ("mollified", "fno")
+FUNCTION_NOISES = ("trace_class", "white")
+FUNCTION_SAMPLERS = ("sde", "ode", "langevin")
 
 
 @dataclass
@@ -65,7 +68,33 @@ class DiffusionConfig:
 
 
 @dataclass
+class FNOConfig:
+    """The Fourier neural operator of model.family fno (model/fno.py)."""
+    width: int = 32  # channels inside the operator
+    modes: int = 12  # Fourier modes kept per axis
+    depth: int = 4  # spectral blocks
+    grid: int = 0  # the internal grid the blocks run on (0 = 2 * modes, the smallest that holds every mode)
+    time_dim: int = 64
+
+
+@dataclass
+class FunctionSpaceConfig:
+    """The variance-preserving SDE of model.family fno (function_space.py); the mollified
+    family reads the diffusion section instead."""
+    noise: str = "trace_class"  # trace_class: N(0, C), C = (tau^2 - Laplacian)^-alpha; white: for comparison
+    alpha: float = 2.0
+    tau: float = 3.0
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    sampler: str = "sde"  # sde: Euler-Maruyama; ode: probability-flow Heun; langevin: annealed Langevin
+    sample_steps: int = 100
+
+
+@dataclass
 class ModelConfig:
+    # mollified: the ∞-Diff network on points with the diffusion section's process;
+    # fno: the Fourier neural operator on whole grids with the function_space section's SDE
+    family: str = "mollified"
     channels: int = 32  # width of the sparse branch
     kernel_size: int = 7
     normalize: str = "partial"
@@ -79,6 +108,7 @@ class ModelConfig:
     attention_heads: int = 4
     dropout: float = 0.1
     time_dim: int = 128
+    fno: FNOConfig = field(default_factory=FNOConfig)
 
 
 @dataclass
@@ -113,6 +143,7 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    function_space: FunctionSpaceConfig = field(default_factory=FunctionSpaceConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -193,6 +224,7 @@ def _build(cls, values, prefix):
 def _check(cfg: Config):
     d, f, m, t = cfg.data, cfg.diffusion, cfg.model, cfg.train
     checks = [
+        ("model.family", m.family in FAMILIES, f"must be one of {FAMILIES}, got {m.family!r}"),
         ("data.name", d.name in DATASETS, f"must be one of {DATASETS}, got {d.name!r}"),
         ("data.split", d.split in ("train", "val", "test"), f"must be train, val or test, got {d.split!r}"),
         ("data.channels", d.channels in (1, 3), f"must be 1 or 3, got {d.channels}"),
@@ -246,6 +278,8 @@ def _check(cfg: Config):
     for path, ok, message in checks:
         if not ok:
             _fail(path, message)
+    if m.family == "fno":
+        _check_function_space(cfg)
     if d.resolution < m.kernel_size:
         _fail("data.resolution", f"must be >= model.kernel_size ({m.kernel_size}), got {d.resolution}")
     sigma = cfg.mollifier_sigma()
@@ -259,6 +293,35 @@ def _check(cfg: Config):
     if points < m.knn:
         _fail("train.coord_fraction", f"gives {points} points per example, fewer than model.knn = {m.knn}")
     return cfg
+
+
+def _check_function_space(cfg: Config):
+    """The fields of the fno family, and the settings it cannot honour."""
+    o, s, t = cfg.model.fno, cfg.function_space, cfg.train
+    grid_low = 2 * o.modes - 1
+    checks = [
+        ("model.fno.width", o.width >= 1, f"must be >= 1, got {o.width}"),
+        ("model.fno.modes", o.modes >= 1, f"must be >= 1, got {o.modes}"),
+        ("model.fno.depth", o.depth >= 1, f"must be >= 1, got {o.depth}"),
+        ("model.fno.grid", o.grid == 0 or o.grid >= grid_low,
+         f"must be 0 (= 2 * modes) or >= 2 * model.fno.modes - 1 = {grid_low} so that it holds every mode, got {o.grid}"),
+        ("model.fno.time_dim", o.time_dim >= 2 and o.time_dim % 2 == 0, f"must be even and >= 2, got {o.time_dim}"),
+        ("function_space.noise", s.noise in FUNCTION_NOISES, f"must be one of {FUNCTION_NOISES}, got {s.noise!r}"),
+        ("function_space.alpha", 1 < s.alpha <= 1e30, f"must be in (1, 1e30] so that C is trace class in 2-D, got {s.alpha}"),
+        ("function_space.tau", s.tau > 0, f"must be > 0, got {s.tau}"),
+        ("function_space.beta_min", s.beta_min > 0, f"must be > 0, got {s.beta_min}"),
+        ("function_space.beta_max", s.beta_max >= s.beta_min,
+         f"must be >= function_space.beta_min ({s.beta_min}), got {s.beta_max}"),
+        ("function_space.sampler", s.sampler in FUNCTION_SAMPLERS, f"must be one of {FUNCTION_SAMPLERS}, got {s.sampler!r}"),
+        ("function_space.sample_steps", s.sample_steps >= 1, f"must be >= 1, got {s.sample_steps}"),
+        ("train.coord_fraction", t.coord_fraction == 1,
+         f"must be 1 with model.family fno (the operator sees whole grids, not a subset of points), got {t.coord_fraction}"),
+        ("train.precision", t.precision == "fp32",
+         f"must be fp32 with model.family fno (torch.fft has no bf16 path on the CPU), got {t.precision!r}"),
+    ]
+    for path, ok, message in checks:
+        if not ok:
+            _fail(path, message)
 
 
 def from_dict(values) -> Config:

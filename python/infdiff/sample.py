@@ -12,11 +12,12 @@ from . import guided
 from .checkpoint import load_checkpoint
 from .config import from_dict
 from .device import resolve_device
-from .diffusion import MollifiedDiffusion
+from .family import build_diffusion, is_function_space, sample_defaults, samplers
 from .model import build_model
 
 # what may differ from training when sampling: the model was trained the same way whatever these are
-SAMPLING_FIELDS = ("diffusion.wiener_nsr", "diffusion.noise", "diffusion.sampler", "diffusion.sample_steps")
+SAMPLING_FIELDS = ("diffusion.wiener_nsr", "diffusion.noise", "diffusion.sampler", "diffusion.sample_steps",
+                   "function_space.sampler", "function_space.sample_steps")
 
 
 def sampling_config(values, overrides=None):
@@ -33,8 +34,9 @@ def sampling_config(values, overrides=None):
 
 
 class Sampler:
-    """model: an InfDiffNet in eval mode (its weights fix the device and dtype); diffusion:
-    the MollifiedDiffusion of `cfg`, the config the model was trained with."""
+    """model: an InfDiffNet or a FourierNeuralOperator in eval mode (its weights fix the device
+    and dtype); diffusion: the process of `cfg` (family.build_diffusion), the config the model
+    was trained with."""
 
     def __init__(self, model, diffusion, cfg):
         weight = next(model.parameters(), None)
@@ -52,7 +54,7 @@ class Sampler:
         cfg = sampling_config(state["config"], overrides)
         model = build_model(cfg)
         model.load_state_dict(state["ema"])
-        return cls(model.to(device).eval(), MollifiedDiffusion(cfg), cfg)
+        return cls(model.to(device).eval(), build_diffusion(cfg), cfg)
 
     @property
     def train_resolution(self):
@@ -70,22 +72,38 @@ class Sampler:
 
     @torch.no_grad()
     def sample(self, n, resolution, steps=None, sampler=None, generator=None, batch=16):
-        """n samples (n, C, R, R) in [-1, 1] at `resolution`, on the CPU. steps / sampler:
-        default the config's sample_steps / sampler ("ddim" or "ddpm")."""
-        steps = steps or self.cfg.diffusion.sample_steps
-        sampler = sampler or self.cfg.diffusion.sampler
+        """n samples (n, C, R, R) at `resolution`, on the CPU: in [-1, 1] for the mollified
+        family; the fno family's SDE does not clip, so its samples have the data's range only
+        approximately. steps / sampler: default the family's sample_steps / sampler ("ddim" or
+        "ddpm"; "sde", "ode" or "langevin" for fno)."""
+        default_steps, default_sampler = sample_defaults(self.cfg)
+        steps = steps or default_steps
+        sampler = sampler or default_sampler
+        if sampler not in samplers(self.cfg):
+            raise ValueError(f"sampler: {sampler!r} is not a sampler of model.family {self.cfg.model.family} "
+                             f"(one of {samplers(self.cfg)})")
         scale = resolution / self.train_resolution
         out = []
         for start in range(0, n, batch):
             shape = (min(batch, n - start), self.cfg.data.channels, resolution, resolution)
-            x, _ = self.diffusion.sample(self.model, shape, steps=steps, sampler=sampler, generator=generator,
-                                         device=self.device, dtype=self.dtype, scale=scale)
+            if is_function_space(self.cfg):  # the operator needs no scale: it acts on functions, not pixels
+                x = self.diffusion.sample(self.model, shape, steps=steps, sampler=sampler, generator=generator,
+                                          device=self.device, dtype=self.dtype)
+            else:
+                x, _ = self.diffusion.sample(self.model, shape, steps=steps, sampler=sampler, generator=generator,
+                                             device=self.device, dtype=self.dtype, scale=scale)
             out.append(x.cpu())
         return torch.cat(out)
+
+    def _mollified_only(self, what):
+        if is_function_space(self.cfg):
+            raise ValueError(f"{what}: guided sampling is built for model.family mollified only; this checkpoint "
+                             "is model.family fno")
 
     def inpaint(self, images, mask, steps=None, guidance_scale=1.0, start=1.0, generator=None, replace=True):
         """images (B, C, R, R) in [-1, 1] with the pixels where `mask` (broadcastable to images,
         1 = observed) is 0 filled in; on the CPU. See `guided.inpaint`."""
+        self._mollified_only("inpaint")
         guided.check_images("inpaint", "images", images)
         guided.check_mask(mask, images)
         out = guided.inpaint(self.model, self.diffusion, self.cfg, self._here(images), self._here(mask),
@@ -96,6 +114,7 @@ class Sampler:
     def superres(self, low, resolution, steps=None, guidance_scale=1.0, start=0.5, generator=None):
         """low (B, C, r, r) in [-1, 1] to (B, C, R, R) images, R = `resolution` > r, whose area
         average at r matches `low`; on the CPU. See `guided.superres`."""
+        self._mollified_only("superres")
         guided.check_images("superres", "low", low)
         out = guided.superres(self.model, self.diffusion, self.cfg, self._here(low), resolution,
                               steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,

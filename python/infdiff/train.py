@@ -21,7 +21,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, from_dict
 from .data import build_dataset
 from .device import resolve_device
-from .diffusion import MollifiedDiffusion
+from .family import build_diffusion, training_loss
 from .images import save_grid
 from .model import build_model
 from .sample import Sampler
@@ -67,7 +67,7 @@ RESUME_MAY_CHANGE = frozenset({
     "train.sample_n", "train.log_every", "train.device", "train.compile", "train.adapt_threads", "data.num_workers",
 })
 # What defines the network and the problem it learns: a checkpoint of another value is refused.
-RESUME_MUST_MATCH = ("model.", "diffusion.", "data.name", "data.resolution", "data.channels")
+RESUME_MUST_MATCH = ("model.", "diffusion.", "function_space.", "data.name", "data.resolution", "data.channels")
 
 
 def _flatten(values, prefix=""):
@@ -113,7 +113,7 @@ class Trainer:
         self.gen = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.rank)
         self.model = build_model(cfg).to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.diffusion = MollifiedDiffusion(cfg)
+        self.diffusion = build_diffusion(cfg)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         use_fp16 = t.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
@@ -153,7 +153,8 @@ class Trainer:
         }
 
     def _restore(self, state, path="<checkpoint>"):
-        saved, current = state["config"], self.cfg.to_dict()
+        # through from_dict: a checkpoint from before a field existed compares with that field's default
+        saved, current = from_dict(state["config"]).to_dict(), self.cfg.to_dict()
         diffs = config_differences(saved, current)
         fatal = [d for d in diffs if d[0].startswith(RESUME_MUST_MATCH)]
         if fatal:
@@ -220,7 +221,7 @@ class Trainer:
         self.net.train()
         self._step_rng = (self.gen.get_state(), torch.get_rng_state())
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            loss = self.diffusion.training_loss(self.net, x0, t.coord_fraction, generator=self.gen)
+            loss = training_loss(self.diffusion, self.cfg, self.net, x0, self.gen)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         params = [p for p in self.model.parameters() if p.grad is not None]

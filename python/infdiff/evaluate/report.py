@@ -215,7 +215,7 @@ def plot_spectrum(results, res, path):
 def _fmt_meta(results):
     keys = [("checkpoint", "checkpoint"), ("dataset", "dataset"), ("train_resolution", "training resolution (px)"),
             ("n", "samples per resolution"), ("n_reference", "test images compared"), ("steps", "sampler steps"),
-            ("sampler", "sampler"), ("seed", "seed"), ("sampling_seconds", "sampling time (s)"),
+            ("family", "model family"), ("sampler", "sampler"), ("noise", "forward noise"), ("seed", "seed"), ("sampling_seconds", "sampling time (s)"),
             ("seconds", "scoring time (s)")]
     return "\n".join(f"- {label}: `{results[k]}`" for k, label in keys if k in results)
 

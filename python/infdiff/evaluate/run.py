@@ -197,6 +197,7 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     (default: <checkpoint folder>/eval). overrides: sampling settings that differ from the
     checkpoint's config (`infdiff.sample.SAMPLING_FIELDS`). device: where the model samples
     ("auto": CUDA when present); the metrics run on the CPU. Returns the results."""
+    from ..family import is_function_space, sample_defaults
     from ..sample import Sampler
 
     check_arguments(n, resolutions, steps, batch)
@@ -205,7 +206,8 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     sampler = Sampler.from_checkpoint(ckpt_path, device, overrides=overrides)
     cfg = sampler.cfg
     resolutions = resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]
-    small = [r for r in resolutions if r < cfg.model.kernel_size]
+    # the sparse kernels need that many pixels; the fno family has no such bound
+    small = [] if is_function_space(cfg) else [r for r in resolutions if r < cfg.model.kernel_size]
     if small:
         raise ValueError(f"resolutions (--resolution): {small} below the model's kernel size "
                          f"{cfg.model.kernel_size} (model.kernel_size of the checkpoint)")
@@ -220,7 +222,11 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         samples[res] = sampler.sample(n, res, steps=steps, generator=sampler.generator(seed), batch=batch)
         timing[str(res)] = round(time.time() - t, 1)
         log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s")
-    meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or cfg.diffusion.sample_steps,
-            "sampler": cfg.diffusion.sampler, "wiener_nsr": cfg.diffusion.wiener_nsr, "noise": cfg.diffusion.noise,
-            "overrides": dict(overrides or {}), "sampling_seconds": timing}
+    default_steps, default_sampler = sample_defaults(cfg)
+    meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or default_steps, "family": cfg.model.family,
+            "sampler": default_sampler, "overrides": dict(overrides or {}), "sampling_seconds": timing}
+    if is_function_space(cfg):  # the diffusion section's Wiener ratio and noise do not apply
+        meta["noise"] = cfg.function_space.noise
+    else:
+        meta.update(wiener_nsr=cfg.diffusion.wiener_nsr, noise=cfg.diffusion.noise)
     return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)

@@ -1,0 +1,46 @@
+"""The diffusion process of a Config's model.family, and the three places the two families
+differ for the trainer and the sampler: the process, its training loss and its sampling
+settings. The mollified family (diffusion.py) trains on a random subset of points and samples
+with DDIM/DDPM; the fno family (function_space.py) trains on whole grids and samples its SDE
+with Euler-Maruyama, the probability-flow ODE or annealed Langevin."""
+from .config import FUNCTION_SAMPLERS
+from .diffusion import MollifiedDiffusion
+from .function_space import FunctionSpaceDiffusion
+
+
+def is_function_space(cfg):
+    return cfg.model.family == "fno"
+
+
+def build_diffusion(cfg):
+    """The forward/reverse process of `cfg`: MollifiedDiffusion, or FunctionSpaceDiffusion whose
+    noise is scaled to unit pixel variance at the training resolution."""
+    if not is_function_space(cfg):
+        return MollifiedDiffusion(cfg)
+    s = cfg.function_space
+    return FunctionSpaceDiffusion(noise=s.noise, alpha=s.alpha, tau=s.tau, beta_min=s.beta_min, beta_max=s.beta_max,
+                                  reference_resolution=cfg.data.resolution)
+
+
+def training_loss(diffusion, cfg, net, x0, generator):
+    """The loss of one batch x0 (B, C, H, W): on train.coord_fraction of the points for the
+    mollified family, on the whole grid for the fno family (config validation keeps its
+    coord_fraction at 1)."""
+    if is_function_space(cfg):
+        return diffusion.training_loss(net, x0, generator=generator)
+    return diffusion.training_loss(net, x0, cfg.train.coord_fraction, generator=generator)
+
+
+def samplers(cfg):
+    """The sampler names `cfg`'s family accepts."""
+    return FUNCTION_SAMPLERS if is_function_space(cfg) else ("ddim", "ddpm")
+
+
+def sample_defaults(cfg):
+    """(steps, sampler) a sampler uses when none is given: the family's config section's."""
+    if is_function_space(cfg):
+        return cfg.function_space.sample_steps, cfg.function_space.sampler
+    return cfg.diffusion.sample_steps, cfg.diffusion.sampler
+
+
+__all__ = ["build_diffusion", "is_function_space", "sample_defaults", "samplers", "training_loss"]
