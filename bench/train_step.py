@@ -21,7 +21,6 @@ The JSON (bench/results/train_step.json) has at its top level
 """
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -146,6 +145,14 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def memory_probe(resolution, fraction, device, steps=2) -> int:
     """Peak bytes a step needs above the state before it (weights, optimizer, batch)."""
     trainer, x0 = make_trainer(resolution, device)
@@ -162,8 +169,10 @@ def memory_probe(resolution, fraction, device, steps=2) -> int:
     base = _rss_bytes()
     for _ in range(steps):
         run()
-    # ru_maxrss (KiB on Linux) is the process's peak; the child runs nothing else.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    # VmHWM, the peak resident set of this process's memory map, starts afresh at exec;
+    # ru_maxrss does not (Linux carries the parent's peak over fork + exec), so a child of a
+    # bench that already ran big steps would report the parent's peak for every fraction.
+    return _peak_rss_bytes() - base
 
 
 def peak_memory(resolution, fraction, device) -> int:
