@@ -33,7 +33,7 @@ import torch
 from infdiff.config import load_config
 from infdiff.train import Trainer
 
-from ._common import Timing, arg_parser, ratio_table, time_side_by_side, write_json
+from ._common import arg_parser, ratio_table, time_side_by_side, write_json
 
 FAMILY = "train_step"
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,17 +140,13 @@ def profile_shares(resolution, fraction, device, steps=2):
     return {k: v / whole for k, v in totals.items()}
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss_bytes() -> int:
+def _proc_status_bytes(field: str) -> int:
+    """A memory field of /proc/self/status ("VmRSS": resident now, "VmHWM": its peak)."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024  # kB
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def memory_probe(resolution, fraction, device, steps=2) -> int:
@@ -166,18 +162,18 @@ def memory_probe(resolution, fraction, device, steps=2) -> int:
             run()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base
-    base = _rss_bytes()
+    base = _proc_status_bytes("VmRSS")
     for _ in range(steps):
         run()
     # VmHWM, the peak resident set of this process's memory map, starts afresh at exec;
     # ru_maxrss does not (Linux carries the parent's peak over fork + exec), so a child of a
     # bench that already ran big steps would report the parent's peak for every fraction.
-    return _peak_rss_bytes() - base
+    return _proc_status_bytes("VmHWM") - base
 
 
 def peak_memory(resolution, fraction, device) -> int:
     """memory_probe in a fresh process, so one fraction's peak cannot hide another's."""
-    code = ("import sys, json; from fractions import Fraction; from bench.train_step import memory_probe; "
+    code = ("import json; from fractions import Fraction; from bench.train_step import memory_probe; "
             f"print(json.dumps(memory_probe({resolution}, Fraction('{fraction}'), '{device}')))")
     # A fixed mmap threshold makes glibc map every large tensor on its own and unmap it when
     # freed, so the resident set follows the live tensors instead of a grown heap.
