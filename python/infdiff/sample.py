@@ -136,7 +136,7 @@ class Sampler:
         return out.cpu()
 
     # ------------------------------------------------------------ autoencoder mode
-    def _autoencoder_only(self, what):
+    def require_autoencoder(self, what):
         if not is_autoencoder(self.cfg):
             raise ValueError(f"{what}: needs a diffusion-autoencoder checkpoint (model.autoencoder.enabled: true); "
                              "this one is a plain model with no encoder")
@@ -148,7 +148,7 @@ class Sampler:
     @torch.no_grad()
     def sample_latents(self, n, steps=None, generator=None):
         """n semantic latents (n, latent_dim) by the latent model's DDIM, on the sampler's device."""
-        self._autoencoder_only("sample_latents")
+        self.require_autoencoder("sample_latents")
         if self.latent is None:
             raise ValueError("sample_latents: this checkpoint has no latent model (model.autoencoder.latent_steps was 0)")
         a = self.cfg.model.autoencoder
@@ -158,14 +158,14 @@ class Sampler:
     @torch.no_grad()
     def encode(self, images):
         """Semantic latents z (B, latent_dim) of images (B, C, R, R) in [-1, 1], any R; on the CPU."""
-        self._autoencoder_only("encode")
+        self.require_autoencoder("encode")
         guided.check_images("encode", "images", images)
         return encode_images(self.model, self._here(images), self.train_resolution).cpu()
 
     def invert(self, images, z=None, steps=None, end_t=None):
         """The stochastic encoding x_T (B, C, R, R) of images given z (default: their own
         encoding) by deterministic DDIM inversion; on the CPU."""
-        self._autoencoder_only("invert")
+        self.require_autoencoder("invert")
         guided.check_images("invert", "images", images)
         z = self.encode(images) if z is None else z
         x = self.diffusion.invert(self.conditioned(z), self._here(images), steps or self.cfg.diffusion.sample_steps,
@@ -175,7 +175,7 @@ class Sampler:
     def decode(self, x_t, z, steps=None, start_t=None):
         """Images from a stochastic encoding x_t (at time start_t, default the one `invert` ends
         at) and z by unclipped DDIM, the reverse of `invert` with the same steps; on the CPU."""
-        self._autoencoder_only("decode")
+        self.require_autoencoder("decode")
         start_t = self.diffusion.encoding_time() if start_t is None else start_t
         scale = x_t.shape[-1] / self.train_resolution
         x, _ = self.diffusion.sample(self.conditioned(z), tuple(x_t.shape), steps=steps or self.cfg.diffusion.sample_steps,
@@ -197,7 +197,7 @@ class Sampler:
     def superres_encode(self, low, resolution, steps=None, generator=None):
         """Super-resolution as the paper does it: z of the low-resolution images, then DDIM at
         `resolution` from fresh noise conditioned on z; (B, C, R, R) on the CPU."""
-        self._autoencoder_only("superres --method encode")
+        self.require_autoencoder("superres --method encode")
         guided.check_images("superres", "low", low)
         if resolution <= low.shape[-1]:
             raise ValueError(f"superres: resolution {resolution} must be above the input's {low.shape[-1]} px")
@@ -213,7 +213,7 @@ class Sampler:
         start_t of images * mask, then the reverse process from there conditioned on z with
         the observed pixels replaced by the observation noised to each time. A small start_t
         keeps more of the masked image, a large one lets the model redraw more."""
-        self._autoencoder_only("inpaint --start-t")
+        self.require_autoencoder("inpaint --start-t")
         guided.check_images("inpaint", "images", images)
         guided.check_mask(mask, images)
         steps_total = self.diffusion.steps
