@@ -114,13 +114,18 @@ class Sampler:
             raise ValueError(f"{what}: guided sampling is built for model.family mollified only; this checkpoint "
                              "is model.family fno")
 
+    def _network_for(self, observed):
+        """What the guided samplers call: the network, conditioned on the observation's latent
+        when it is an autoencoder (its decoder needs a z)."""
+        return self.conditioned(self.encode(observed)) if is_autoencoder(self.cfg) else self.model
+
     def inpaint(self, images, mask, steps=None, guidance_scale=1.0, start=1.0, generator=None, replace=True):
         """images (B, C, R, R) in [-1, 1] with the pixels where `mask` (broadcastable to images,
         1 = observed) is 0 filled in; on the CPU. See `guided.inpaint`."""
         self._mollified_only("inpaint")
         guided.check_images("inpaint", "images", images)
         guided.check_mask(mask, images)
-        out = guided.inpaint(self.model, self.diffusion, self.cfg, self._here(images), self._here(mask),
+        out = guided.inpaint(self._network_for(images * mask), self.diffusion, self.cfg, self._here(images), self._here(mask),
                              steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,
                              start=start, generator=generator, replace=replace)
         return out.cpu()
@@ -130,7 +135,7 @@ class Sampler:
         average at r matches `low`; on the CPU. See `guided.superres`."""
         self._mollified_only("superres")
         guided.check_images("superres", "low", low)
-        out = guided.superres(self.model, self.diffusion, self.cfg, self._here(low), resolution,
+        out = guided.superres(self._network_for(low), self.diffusion, self.cfg, self._here(low), resolution,
                               steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,
                               start=start, generator=generator)
         return out.cpu()
