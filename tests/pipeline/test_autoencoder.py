@@ -160,6 +160,9 @@ def test_cli_end_to_end(tmp_path, trained, capsys):
     assert main(["superres", "--ckpt", ckpt, "--method", "encode", "--resolution", "32", "--n", "2", "--steps", "2",
                  "--out", out]) == 0
     assert "rms difference between the output downsampled to 16 px and the input (encode)" in capsys.readouterr().out
+    # today's method on the same checkpoint, its decoder conditioned on the input's latent
+    assert main(["superres", "--ckpt", ckpt, "--resolution", "32", "--n", "1", "--steps", "2", "--out", out]) == 0
+    assert "input (sdedit)" in capsys.readouterr().out
     assert main(["inpaint", "--ckpt", ckpt, "--start-t", "60", "--n", "2", "--steps", "3", "--out", out]) == 0
     assert {"samples_16px.png", "samples_32px.png", "superres_encode_32px.png", "inpainted.png"} <= set(os.listdir(out))
     assert main(["inpaint", "--ckpt", ckpt, "--start-t", "100", "--n", "1", "--steps", "2", "--out", out]) == 2
