@@ -278,7 +278,12 @@ class Trainer:
             if not self.quiet:
                 print(f"latent model: step {step}/{a.latent_steps}, loss {loss:.4f}", file=sys.stderr)
 
-        self.latent = train_latent(self.cfg, self.ema, dataset, self.device, self.gen, log)
+        # its own generator and a forked global RNG: the image model's streams, which the
+        # checkpoint carries, stay as if this stage had not run, so a resume is still bit-identical
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 7919 + 104729)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.cfg.train.seed)
+            self.latent = train_latent(self.cfg, self.ema, dataset, self.device, gen, log)
 
     def _sample_grid(self):
         if is_autoencoder(self.cfg) and self.latent is None:

@@ -13,7 +13,7 @@ from infdiff.config import ConfigError, load_config
 from infdiff.data import build_dataset
 from infdiff.model import build_model
 from infdiff.sample import Sampler
-from infdiff.train import train
+from infdiff.train import Trainer, train
 
 from .conftest import TINY
 
@@ -137,6 +137,19 @@ def test_two_stage_checkpoint_round_trip(trained):
     here = trained.sampler()
     assert torch.equal(loaded.sample(2, 16, steps=3, generator=torch.Generator().manual_seed(0)),
                        here.sample(2, 16, steps=3, generator=torch.Generator().manual_seed(0)))
+
+
+def test_resume_is_bit_identical_with_the_latent_stage(tmp_path):
+    # the latent stage runs at the end of every fit: it must not move the streams a resume continues
+    cfg = ae_cfg(tmp_path / "a", **{"train.steps": 6})
+    straight = Trainer(cfg, quiet=True)
+    straight.fit()
+    first = Trainer(ae_cfg(tmp_path / "b", **{"train.steps": 3}), quiet=True)
+    first.fit()
+    resumed = Trainer(ae_cfg(tmp_path / "b", **{"train.steps": 6}), resume=first.ckpt_path, quiet=True)
+    resumed.fit()
+    for a, b in ((straight.model, resumed.model), (straight.latent, resumed.latent)):
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_config_errors_name_the_field(tmp_path):
