@@ -54,8 +54,14 @@ def cmd_inpaint(args):
     images = _observations(args, sampler.cfg, res)
     # the mask is drawn on the CPU: the same seed gives the same mask on every device
     mask = load_mask(args.mask, (res, res), torch.Generator().manual_seed(args.seed))
-    out = sampler.inpaint(images, mask, steps=args.steps, guidance_scale=args.guidance, start=args.start,
-                          generator=sampler.generator(args.seed))
+    if args.start_t is not None:
+        if args.start != 1.0:
+            raise ValueError("--start-t (start from the encoding of the masked image) and --start (from the noised "
+                             "input) are two ways to start: give one")
+        out = sampler.inpaint_encode(images, mask, args.start_t, steps=args.steps, generator=sampler.generator(args.seed))
+    else:
+        out = sampler.inpaint(images, mask, steps=args.steps, guidance_scale=args.guidance, start=args.start,
+                              generator=sampler.generator(args.seed))
     os.makedirs(args.out, exist_ok=True)
     for name, x in (("inpaint_input", images), ("inpaint_mask", mask.expand_as(images) * 2 - 1),
                     ("inpaint_masked", images * mask), ("inpainted", out)):
@@ -71,16 +77,22 @@ def cmd_superres(args):
     if args.resolution <= low_res:
         raise ValueError(f"--resolution {args.resolution} must be above the input resolution {low_res} px "
                          f"(--input-resolution, default the training resolution): super-resolution only goes up")
+    if args.method == "encode":
+        sampler.require_autoencoder("superres --method encode")  # before reading any data
     low = _observations(args, sampler.cfg, low_res)
-    out = sampler.superres(low, args.resolution, steps=args.steps, guidance_scale=args.guidance, start=args.start,
-                           generator=sampler.generator(args.seed))
+    if args.method == "encode":
+        out = sampler.superres_encode(low, args.resolution, steps=args.steps, generator=sampler.generator(args.seed))
+    else:
+        out = sampler.superres(low, args.resolution, steps=args.steps, guidance_scale=args.guidance, start=args.start,
+                               generator=sampler.generator(args.seed))
+    suffix = "" if args.method == "sdedit" else f"_{args.method}"
     bicubic = torch.nn.functional.interpolate(low, size=(args.resolution,) * 2, mode="bicubic", align_corners=False)
     os.makedirs(args.out, exist_ok=True)
     for name, x in ((f"superres_input_{low_res}px", low), (f"superres_bicubic_{args.resolution}px", bicubic.clamp(-1, 1)),
-                    (f"superres_{args.resolution}px", out)):
+                    (f"superres{suffix}_{args.resolution}px", out)):
         print(save_grid(x, os.path.join(args.out, f"{name}.png")))
     err = (resize(out, (low_res, low_res)) - low).pow(2).mean().sqrt().item()
-    print(f"rms difference between the output downsampled to {low_res} px and the input: {err:.4f}")
+    print(f"rms difference between the output downsampled to {low_res} px and the input ({args.method}): {err:.4f}")
 
 
 def _positive(name, value):
@@ -248,12 +260,20 @@ def build_parser():
     i.add_argument("--resolution", type=int, default=None, help="default: the training resolution")
     i.add_argument("--guidance", type=float, default=2.0, help="reconstruction guidance weight lambda")
     i.add_argument("--start", type=float, default=1.0, help="t_s / T: below 1 start from the noised input")
+    i.add_argument("--start-t", type=int, default=None, metavar="T_S",
+                   help="autoencoder checkpoints: start the reverse process at time T_S (an integer step of "
+                        "diffusion.steps) from the encoding of the masked image (its latent z and its DDIM "
+                        "inversion to T_S); smaller keeps more of the image")
     i.set_defaults(func=cmd_inpaint)
     r = observed("superres", "low-resolution input -> higher-resolution output")
     r.add_argument("--input-resolution", type=int, default=None, help="default: the training resolution")
     r.add_argument("--resolution", type=int, required=True, help="output resolution")
     r.add_argument("--guidance", type=float, default=1.0, help="weight of the downsampled-output guidance")
-    r.add_argument("--start", type=float, default=0.5, help="t_s / T the upsampled input is noised to")
+    r.add_argument("--start", type=float, default=0.5, help="t_s / T the upsampled input is noised to (sdedit)")
+    r.add_argument("--method", choices=["sdedit", "encode"], default="sdedit",
+                   help="sdedit: noise the bicubic upsample to --start and denoise it with --guidance; encode "
+                        "(autoencoder checkpoints, as the paper): encode the input to z, sample at --resolution "
+                        "conditioned on it")
     r.set_defaults(func=cmd_superres)
     from .evaluate import register as register_eval
 

@@ -91,6 +91,25 @@ class FunctionSpaceConfig:
 
 
 @dataclass
+class AutoencoderConfig:
+    """The diffusion-autoencoder mode (docs/autoencoder.md): a semantic encoder (the first half
+    of the network) whose latent z conditions the decoder, and a latent DDIM model of z."""
+    enabled: bool = False  # off: the plain network, no encoder weights (plain checkpoints load unchanged)
+    latent_dim: int = 64  # size of z (the paper: 1024 at 256 px)
+    encoder_fraction: float = 0.25  # share of the pixels the encoder sees, its own random subset
+    # the latent DDIM model (an MLP with skips, after Preechakul et al.), trained on the EMA
+    # encoder's latents once the image model is done
+    latent_hidden: int = 256
+    latent_layers: int = 4
+    latent_steps: int = 2000  # its optimizer steps (0 = no latent model: encode/decode only)
+    latent_batch: int = 128
+    latent_lr: float = 1e-3
+    latent_examples: int = 0  # training images encoded for it (0 = all)
+    latent_diffusion_steps: int = 1000  # its linear-beta schedule
+    latent_sample_steps: int = 50  # its DDIM steps when sampling
+
+
+@dataclass
 class ModelConfig:
     # mollified: the ∞-Diff network on points with the diffusion section's process;
     # fno: the Fourier neural operator on whole grids with the function_space section's SDE
@@ -109,6 +128,7 @@ class ModelConfig:
     dropout: float = 0.1
     time_dim: int = 128
     fno: FNOConfig = field(default_factory=FNOConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
 
 
 @dataclass
@@ -280,6 +300,8 @@ def _check(cfg: Config):
             _fail(path, message)
     if m.family == "fno":
         _check_function_space(cfg)
+    if m.autoencoder.enabled:
+        _check_autoencoder(cfg)
     if d.resolution < m.kernel_size:
         _fail("data.resolution", f"must be >= model.kernel_size ({m.kernel_size}), got {d.resolution}")
     sigma = cfg.mollifier_sigma()
@@ -293,6 +315,32 @@ def _check(cfg: Config):
     if points < m.knn:
         _fail("train.coord_fraction", f"gives {points} points per example, fewer than model.knn = {m.knn}")
     return cfg
+
+
+def _check_autoencoder(cfg: Config):
+    a, d = cfg.model.autoencoder, cfg.data
+    points = round(a.encoder_fraction * d.resolution**2)
+    checks = [
+        ("model.autoencoder.enabled", cfg.model.family == "mollified",
+         f"needs model.family mollified (the encoder is the first half of the ∞-Diff network), got {cfg.model.family!r}"),
+        ("model.autoencoder.latent_dim", a.latent_dim >= 1, f"must be >= 1, got {a.latent_dim}"),
+        ("model.autoencoder.encoder_fraction", 0 < a.encoder_fraction <= 1 and points >= cfg.model.knn,
+         f"must be in (0, 1] and give >= model.knn ({cfg.model.knn}) points per example, got {a.encoder_fraction} "
+         f"({points} points)"),
+        ("model.autoencoder.latent_hidden", a.latent_hidden >= 1, f"must be >= 1, got {a.latent_hidden}"),
+        ("model.autoencoder.latent_layers", a.latent_layers >= 1, f"must be >= 1, got {a.latent_layers}"),
+        ("model.autoencoder.latent_steps", a.latent_steps >= 0, f"must be >= 0 (0 = no latent model), got {a.latent_steps}"),
+        ("model.autoencoder.latent_batch", a.latent_batch >= 2, f"must be >= 2, got {a.latent_batch}"),
+        ("model.autoencoder.latent_lr", a.latent_lr > 0, f"must be > 0, got {a.latent_lr}"),
+        ("model.autoencoder.latent_examples", a.latent_examples >= 0, f"must be >= 0 (0 = all), got {a.latent_examples}"),
+        ("model.autoencoder.latent_diffusion_steps", a.latent_diffusion_steps >= 2,
+         f"must be >= 2, got {a.latent_diffusion_steps}"),
+        ("model.autoencoder.latent_sample_steps", 1 <= a.latent_sample_steps <= a.latent_diffusion_steps,
+         f"must be in [1, model.autoencoder.latent_diffusion_steps], got {a.latent_sample_steps}"),
+    ]
+    for path, ok, message in checks:
+        if not ok:
+            _fail(path, message)
 
 
 def _check_function_space(cfg: Config):

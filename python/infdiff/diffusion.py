@@ -72,10 +72,12 @@ class MollifiedDiffusion:
                                     dtype=dtype)
         return z.mul_(self.noise_std(shape[-2:]))
 
-    def training_loss(self, model, x0, fraction, generator=None):
+    def training_loss(self, model, x0, fraction, generator=None, encoder_fraction=None):
         """Mean over examples of ||f(x_t, t) - T xi||^2 averaged over a random subset of
         round(fraction * H * W) pixels drawn independently per example. x0 (B, C, H, W) may be
-        at any resolution: the noise is the same measure's discretisation there."""
+        at any resolution: the noise is the same measure's discretisation there.
+        encoder_fraction (autoencoder mode): the model also gets the clean x0 on its own random
+        subset of that share of the pixels, to encode into the latent it is conditioned on."""
         b, _, h, w = x0.shape
         device = x0.device
         t = torch.randint(0, self.steps, (b,), generator=generator, device=device)
@@ -84,7 +86,12 @@ class MollifiedDiffusion:
         target = self.mollify(noise)
         n = max(1, round(fraction * h * w))
         coords = kernels.random_coords(b, (h, w), count=n, generator=generator, device=device)
-        pred = model(kernels.gather_points(xt, coords), coords, (h, w), t)
+        kw = {}
+        if encoder_fraction is not None:  # drawn after the plain draws: a plain run's stream is unchanged
+            m = max(1, round(encoder_fraction * h * w))
+            ecoords = kernels.random_coords(b, (h, w), count=m, generator=generator, device=device)
+            kw["source"] = (kernels.gather_points(x0, ecoords), ecoords, (h, w))
+        pred = model(kernels.gather_points(xt, coords), coords, (h, w), t, **kw)
         return (pred.float() - kernels.gather_points(target, coords)).pow(2).mean()
 
     # ------------------------------------------------------------ reverse process
@@ -101,7 +108,8 @@ class MollifiedDiffusion:
 
     @torch.no_grad()
     def sample(self, model, shape, steps=100, sampler="ddim", generator=None, device="cpu", scale=1.0,
-               x_init=None, guidance=None, progress=None, start_t=None, post_step=None, dtype=torch.float32):
+               x_init=None, guidance=None, progress=None, start_t=None, post_step=None, dtype=torch.float32,
+               clip=True):
         """Samples of `shape` (B, C, H, W) on the full grid: returns (decoded x0, T x0 estimate).
 
         sampler="ddim": deterministic given the initial noise, any number of steps.
@@ -111,7 +119,9 @@ class MollifiedDiffusion:
         noise at steps-1), e.g. a noised image for inpainting or super-resolution.
         guidance(x_t, x0_estimate, t) -> correction subtracted from x_{t-1} (reconstruction
         guidance); it is called with gradients enabled, x_t requiring grad.
-        post_step(x_{t-1}, t-1) -> x_{t-1}: e.g. replacing observed pixels (t-1 = -1: final)."""
+        post_step(x_{t-1}, t-1) -> x_{t-1}: e.g. replacing observed pixels (t-1 = -1: final).
+        clip=False keeps the estimate of T x0 unclipped: DDIM is then the exact reverse of
+        `invert`'s steps (decoding a stochastic encoding)."""
         b, c, h, w = shape
         coords = kernels.grid_coords((h, w), b, device=device)
         x = self.noise_like(shape, generator, device, dtype) if x_init is None else x_init
@@ -138,8 +148,9 @@ class MollifiedDiffusion:
                 correction = None
             # T x0 lies in [-1, 1] (a Gaussian blur of data in [-1, 1]); clipping the estimate
             # keeps the 1 / sqrt(abar_t) amplification at high noise from blowing up the state
-            x0_t = x0_t.clamp(-1, 1)
-            eps = (x - a_t.sqrt() * x0_t) / (1 - a_t).sqrt()
+            if clip:
+                x0_t = x0_t.clamp(-1, 1)
+                eps = (x - a_t.sqrt() * x0_t) / (1 - a_t).sqrt()
             if sampler == "ddim":
                 x = a_prev.sqrt() * x0_t + (1 - a_prev).sqrt() * eps
             else:
@@ -157,6 +168,38 @@ class MollifiedDiffusion:
             if progress is not None:
                 progress(i + 1, len(times))
         return self.decode(x), x
+
+    # The cosine schedule's last betas are clipped at 0.999, so abar falls to ~2e-9 at the last
+    # time: a DDIM step from there divides the model's noise error by sqrt(abar) ~ 5e-5, and an
+    # inversion up to it does not come back. abar >= 1e-4 bounds that gain at 100 (the linear
+    # schedule of Preechakul et al.'s autoencoder ends at 4e-5).
+    ENCODING_MIN_ALPHA_BAR = 1e-4
+
+    def encoding_time(self):
+        """The time a stochastic encoding ends at by default: the last with abar >= 1e-4."""
+        return int((self.alpha_bar >= self.ENCODING_MIN_ALPHA_BAR).nonzero().max())
+
+    @torch.no_grad()
+    def invert(self, model, images, steps=100, end_t=None, scale=1.0):
+        """Deterministic DDIM inversion (the stochastic encoding of a diffusion autoencoder):
+        images (B, C, H, W) in [-1, 1] -> the state x_{end_t} (default `encoding_time()`) from which
+        `sample(..., x_init=x, start_t=end_t, clip=False)` with the same `steps` returns them.
+        It starts from T x0 and runs the sampler's times upwards, each step using the model's
+        noise estimate at the current state (exact in the limit of many steps)."""
+        b, c, h, w = images.shape
+        device = images.device
+        coords = kernels.grid_coords((h, w), b, device=device)
+        times = self.timesteps(steps, self.encoding_time() if end_t is None else end_t).flip(0).tolist()
+        abar = self.alpha_bar.to(device)
+        x = self.mollify(images)
+        a_prev = torch.tensor(1.0, device=device)
+        for t in times:
+            a_t = abar[t].float()
+            eps = self._eps(model, x, t, coords, (h, w), scale=scale)
+            x0_t = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
+            x = a_t.sqrt() * x0_t + (1 - a_t).sqrt() * eps
+            a_prev = a_t
+        return x
 
     def decode(self, tx0):
         """x0 from an estimate of T x0 by the Wiener filter, clipped to [-1, 1]."""

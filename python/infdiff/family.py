@@ -25,10 +25,12 @@ def build_diffusion(cfg):
 def training_loss(diffusion, cfg, net, x0, generator):
     """The loss of one batch x0 (B, C, H, W): on train.coord_fraction of the points for the
     mollified family, on the whole grid for the fno family (config validation keeps its
-    coord_fraction at 1)."""
+    coord_fraction at 1). In autoencoder mode the network also encodes x0 on its own subset."""
     if is_function_space(cfg):
         return diffusion.training_loss(net, x0, generator=generator)
-    return diffusion.training_loss(net, x0, cfg.train.coord_fraction, generator=generator)
+    a = cfg.model.autoencoder
+    return diffusion.training_loss(net, x0, cfg.train.coord_fraction, generator=generator,
+                                   encoder_fraction=a.encoder_fraction if a.enabled else None)
 
 
 def samplers(cfg):

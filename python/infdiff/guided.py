@@ -6,10 +6,12 @@ Ho et al. 2022b): at every reverse step
 where mu0 is the model's estimate of T x0, y the observed image, T the mollifier, m the mask
 of observed pixels and D the resize from the sampling resolution to y's resolution (identity
 for inpainting, an area average for super-resolution). The paper's super-resolution encodes
-the low-resolution image with a diffusion autoencoder; we have no encoder, so instead the
-upsampled input is noised to an intermediate time t_s and denoised at the high resolution
-(sparse kernels resampled), with the guidance above keeping the result's downsampled version
-on the input. Inpainting can start from a noised observation too (t_s < 1 keeps more of it)."""
+the low-resolution image with a diffusion autoencoder (`Sampler.superres_encode`, autoencoder
+checkpoints only, docs/autoencoder.md); this module's method (`superres --method sdedit`)
+needs no encoder: the upsampled input is noised to an intermediate time t_s and denoised at
+the high resolution (sparse kernels resampled), with the guidance above keeping the result's
+downsampled version on the input. Inpainting can start from a noised observation too (t_s < 1
+keeps more of it)."""
 import torch
 import torch.nn.functional as F
 

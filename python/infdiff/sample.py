@@ -6,9 +6,12 @@ state of the reverse process) is created there and inputs are moved there, so a 
 GPU samples on the GPU; results come back on the CPU, ready to save or score. The noise is
 drawn at the target resolution and the sparse kernels are resampled by resolution /
 training resolution (InfDiffNet `scale`)."""
+import functools
+
 import torch
 
 from . import guided
+from .autoencoder import encode_images, is_autoencoder, latent_diffusion, load_latent
 from .checkpoint import load_checkpoint
 from .config import from_dict
 from .device import resolve_device
@@ -36,14 +39,15 @@ def sampling_config(values, overrides=None):
 class Sampler:
     """model: an InfDiffNet or a FourierNeuralOperator in eval mode (its weights fix the device
     and dtype); diffusion: the process of `cfg` (family.build_diffusion), the config the model
-    was trained with."""
+    was trained with; latent: the latent DDIM model of an autoencoder (None: encode/decode only)."""
 
-    def __init__(self, model, diffusion, cfg):
+    def __init__(self, model, diffusion, cfg, latent=None):
         weight = next(model.parameters(), None)
         if weight is None:
             raise ValueError("model: has no parameters, so no device or dtype to sample on")
         self.model, self.diffusion, self.cfg = model, diffusion, cfg
         self.device, self.dtype = weight.device, weight.dtype
+        self.latent = None if latent is None else latent.to(device=self.device, dtype=self.dtype).eval()
 
     @classmethod
     def from_checkpoint(cls, ckpt_path, device="auto", overrides=None):
@@ -54,7 +58,10 @@ class Sampler:
         cfg = sampling_config(state["config"], overrides)
         model = build_model(cfg)
         model.load_state_dict(state["ema"])
-        return cls(model.to(device).eval(), build_diffusion(cfg), cfg)
+        latent = None
+        if is_autoencoder(cfg) and "latent" in state:
+            latent = load_latent(cfg, state["latent"], f"checkpoint {ckpt_path}")
+        return cls(model.to(device).eval(), build_diffusion(cfg), cfg, latent)
 
     @property
     def train_resolution(self):
@@ -83,10 +90,17 @@ class Sampler:
             raise ValueError(f"sampler: {sampler!r} is not a sampler of model.family {self.cfg.model.family} "
                              f"(one of {samplers(self.cfg)})")
         scale = resolution / self.train_resolution
+        if is_autoencoder(self.cfg) and self.latent is None:
+            raise ValueError("sample: this autoencoder checkpoint has no latent model to draw z from "
+                             "(model.autoencoder.latent_steps was 0); use encode/decode instead")
         out = []
         for start in range(0, n, batch):
             shape = (min(batch, n - start), self.cfg.data.channels, resolution, resolution)
-            if is_function_space(self.cfg):  # the operator needs no scale: it acts on functions, not pixels
+            if is_autoencoder(self.cfg):  # latent DDIM for z, then image DDIM conditioned on it
+                z = self.sample_latents(shape[0], generator=generator)
+                x, _ = self.diffusion.sample(self.conditioned(z), shape, steps=steps, sampler=sampler,
+                                             generator=generator, device=self.device, dtype=self.dtype, scale=scale)
+            elif is_function_space(self.cfg):  # the operator needs no scale: it acts on functions, not pixels
                 x = self.diffusion.sample(self.model, shape, steps=steps, sampler=sampler, generator=generator,
                                           device=self.device, dtype=self.dtype)
             else:
@@ -100,13 +114,18 @@ class Sampler:
             raise ValueError(f"{what}: guided sampling is built for model.family mollified only; this checkpoint "
                              "is model.family fno")
 
+    def _network_for(self, observed):
+        """What the guided samplers call: the network, conditioned on the observation's latent
+        when it is an autoencoder (its decoder needs a z)."""
+        return self.conditioned(self.encode(observed)) if is_autoencoder(self.cfg) else self.model
+
     def inpaint(self, images, mask, steps=None, guidance_scale=1.0, start=1.0, generator=None, replace=True):
         """images (B, C, R, R) in [-1, 1] with the pixels where `mask` (broadcastable to images,
         1 = observed) is 0 filled in; on the CPU. See `guided.inpaint`."""
         self._mollified_only("inpaint")
         guided.check_images("inpaint", "images", images)
         guided.check_mask(mask, images)
-        out = guided.inpaint(self.model, self.diffusion, self.cfg, self._here(images), self._here(mask),
+        out = guided.inpaint(self._network_for(images * mask), self.diffusion, self.cfg, self._here(images), self._here(mask),
                              steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,
                              start=start, generator=generator, replace=replace)
         return out.cpu()
@@ -116,7 +135,111 @@ class Sampler:
         average at r matches `low`; on the CPU. See `guided.superres`."""
         self._mollified_only("superres")
         guided.check_images("superres", "low", low)
-        out = guided.superres(self.model, self.diffusion, self.cfg, self._here(low), resolution,
+        out = guided.superres(self._network_for(low), self.diffusion, self.cfg, self._here(low), resolution,
                               steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,
                               start=start, generator=generator)
         return out.cpu()
+
+    # ------------------------------------------------------------ autoencoder mode
+    def require_autoencoder(self, what):
+        if not is_autoencoder(self.cfg):
+            raise ValueError(f"{what}: needs a diffusion-autoencoder checkpoint (model.autoencoder.enabled: true); "
+                             "this one is a plain model with no encoder")
+
+    def conditioned(self, z):
+        """The network with its latent fixed to z (B, latent_dim): what the diffusion samplers call."""
+        return functools.partial(self.model, z=z.to(device=self.device, dtype=self.dtype))
+
+    @torch.no_grad()
+    def sample_latents(self, n, steps=None, generator=None):
+        """n semantic latents (n, latent_dim) by the latent model's DDIM, on the sampler's device."""
+        self.require_autoencoder("sample_latents")
+        if self.latent is None:
+            raise ValueError("sample_latents: this checkpoint has no latent model (model.autoencoder.latent_steps was 0)")
+        a = self.cfg.model.autoencoder
+        return latent_diffusion(self.cfg).sample(self.latent, n, steps or a.latent_sample_steps, generator=generator,
+                                                 device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def encode(self, images):
+        """Semantic latents z (B, latent_dim) of images (B, C, R, R) in [-1, 1], any R; on the CPU."""
+        self.require_autoencoder("encode")
+        guided.check_images("encode", "images", images)
+        return encode_images(self.model, self._here(images), self.train_resolution).cpu()
+
+    def invert(self, images, z=None, steps=None, end_t=None):
+        """The stochastic encoding x_T (B, C, R, R) of images given z (default: their own
+        encoding) by deterministic DDIM inversion; on the CPU."""
+        self.require_autoencoder("invert")
+        guided.check_images("invert", "images", images)
+        z = self.encode(images) if z is None else z
+        x = self.diffusion.invert(self.conditioned(z), self._here(images), steps or self.cfg.diffusion.sample_steps,
+                                  end_t, scale=images.shape[-1] / self.train_resolution)
+        return x.cpu()
+
+    def decode(self, x_t, z, steps=None, start_t=None):
+        """Images from a stochastic encoding x_t (at time start_t, default the one `invert` ends
+        at) and z by unclipped DDIM, the reverse of `invert` with the same steps; on the CPU."""
+        self.require_autoencoder("decode")
+        start_t = self.diffusion.encoding_time() if start_t is None else start_t
+        scale = x_t.shape[-1] / self.train_resolution
+        x, _ = self.diffusion.sample(self.conditioned(z), tuple(x_t.shape), steps=steps or self.cfg.diffusion.sample_steps,
+                                     sampler="ddim", device=self.device, dtype=self.dtype, scale=scale,
+                                     x_init=self._here(x_t), start_t=start_t, clip=False)
+        return x.cpu()
+
+    def interpolate(self, a, b, weights, steps=None):
+        """Images between a and b (1, C, R, R) at each weight w in `weights`: slerp of their
+        stochastic encodings, lerp of their semantic latents; (len(weights), C, R, R) on the CPU."""
+        from .model.autoencoder import slerp
+
+        za, zb = self.encode(a), self.encode(b)
+        xa, xb = self.invert(a, za, steps), self.invert(b, zb, steps)
+        x = torch.cat([slerp(xa, xb, float(w)) for w in weights])
+        z = torch.cat([torch.lerp(za, zb, float(w)) for w in weights])
+        return self.decode(x, z, steps)
+
+    def superres_encode(self, low, resolution, steps=None, generator=None):
+        """Super-resolution as the paper does it: z of the low-resolution images, then DDIM at
+        `resolution` from fresh noise conditioned on z; (B, C, R, R) on the CPU."""
+        self.require_autoencoder("superres --method encode")
+        guided.check_images("superres", "low", low)
+        if resolution <= low.shape[-1]:
+            raise ValueError(f"superres: resolution {resolution} must be above the input's {low.shape[-1]} px")
+        z = self.encode(low)
+        shape = (low.shape[0], self.cfg.data.channels, resolution, resolution)
+        x, _ = self.diffusion.sample(self.conditioned(z), shape, steps=steps or self.cfg.diffusion.sample_steps,
+                                     sampler="ddim", generator=generator, device=self.device, dtype=self.dtype,
+                                     scale=resolution / self.train_resolution)
+        return x.cpu()
+
+    def inpaint_encode(self, images, mask, start_t, steps=None, generator=None):
+        """Inpainting from the encoding of the masked image: z and the DDIM inversion to time
+        start_t of images * mask, then the reverse process from there conditioned on z with
+        the observed pixels replaced by the observation noised to each time. A small start_t
+        keeps more of the masked image, a large one lets the model redraw more."""
+        self.require_autoencoder("inpaint --start-t")
+        guided.check_images("inpaint", "images", images)
+        guided.check_mask(mask, images)
+        steps_total = self.diffusion.steps
+        if isinstance(start_t, bool) or not isinstance(start_t, int) or not 0 <= start_t < steps_total:
+            raise ValueError(f"inpaint: --start-t must be an int in [0, diffusion.steps) = [0, {steps_total}), got {start_t!r}")
+        images, mask = self._here(images), self._here(mask).expand_as(images)
+        masked = images * mask
+        steps = steps or self.cfg.diffusion.sample_steps
+        z = self.encode(masked)
+        x_t = self._here(self.invert(masked, z, steps, end_t=start_t))
+        b = images.shape[0]
+        d = self.diffusion
+
+        def replace_observed(x, t_prev):
+            if t_prev < 0:
+                return mask * d.mollify(images) + (1 - mask) * x
+            tt = torch.full((b,), t_prev, dtype=torch.long, device=self.device)
+            noised = d.q_sample(images, tt, d.white_noise(images.shape, generator, self.device, images.dtype))
+            return mask * noised + (1 - mask) * x
+
+        x, _ = d.sample(self.conditioned(z), tuple(images.shape), steps=steps, sampler="ddim", generator=generator,
+                        device=self.device, dtype=self.dtype, scale=images.shape[-1] / self.train_resolution,
+                        x_init=x_t, start_t=start_t, post_step=replace_observed)
+        return (mask * images + (1 - mask) * x).cpu()

@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ._atomic import atomic_write
+from .autoencoder import is_autoencoder, train_latent
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, from_dict
 from .data import build_dataset
@@ -121,6 +122,7 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         self.ckpt_path = os.path.join(t.out_dir, "checkpoint.pt")
         self.metrics_path = os.path.join(t.out_dir, "metrics.csv")
+        self.latent = None  # the latent DDIM model (autoencoder mode), trained at the end of fit
         self.last_saved = None  # (step, path) of the last checkpoint written or resumed from
         self._step_rng = None  # RNG states at the start of the step in progress (None: between steps)
         self._updating = False  # True while the optimizer/EMA update of a step is half applied
@@ -139,7 +141,9 @@ class Trainer:
         """The state at the last completed step. During a step (a Ctrl-C in its forward or
         backward) the RNG states are the ones the step started from, so a resume redraws it."""
         gen_state, torch_rng = self._step_rng or (self.gen.get_state(), torch.get_rng_state())
+        extra = {} if self.latent is None else {"latent": self.latent.state_dict()}
         return {
+            **extra,
             "config": self.cfg.to_dict(),
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
@@ -261,9 +265,29 @@ class Trainer:
 
     def sampler(self):
         """A Sampler of the EMA model as it is now, on the training device."""
-        return Sampler(self.ema, self.diffusion, self.cfg)
+        return Sampler(self.ema, self.diffusion, self.cfg, latent=self.latent)
+
+    def fit_latent(self, dataset):
+        """The second stage of the autoencoder mode: the latent DDIM model on the EMA encoder's
+        latents (main rank; it is small, so the other ranks do not help)."""
+        a = self.cfg.model.autoencoder
+        if not (self.is_main and is_autoencoder(self.cfg) and a.latent_steps > 0):
+            return
+
+        def log(step, loss):
+            if not self.quiet:
+                print(f"latent model: step {step}/{a.latent_steps}, loss {loss:.4f}", file=sys.stderr)
+
+        # its own generator and a forked global RNG: the image model's streams, which the
+        # checkpoint carries, stay as if this stage had not run, so a resume is still bit-identical
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 7919 + 104729)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.cfg.train.seed)
+            self.latent = train_latent(self.cfg, self.ema, dataset, self.device, gen, log)
 
     def _sample_grid(self):
+        if is_autoencoder(self.cfg) and self.latent is None:
+            return  # no latent model to draw z from until the end of training
         sampler = self.sampler()
         x = sampler.sample(self.cfg.train.sample_n, self.cfg.data.resolution, generator=sampler.generator(0))
         save_grid(x, os.path.join(self.cfg.train.out_dir, f"samples_{self.step:07d}.png"))
@@ -340,6 +364,7 @@ class Trainer:
         finally:
             bar.close()
             torch.set_num_threads(threads)
+        self.fit_latent(dataset)
         self.save()
         return losses
 

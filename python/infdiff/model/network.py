@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 import infdiff_kernels as ik
+from .autoencoder import SemanticEncoder
 from .sparse import SparseOperatorBlock, TimeEmbedding, resampled_kernel_size
 from .unet import GridUNet
 
@@ -47,9 +48,31 @@ class InfDiffNet(nn.Module):
         self.decoder = blocks()
         self.out_norm = nn.LayerNorm(m.channels)
         self.out = nn.Linear(m.channels, in_channels)
+        # diffusion-autoencoder mode only, so that a plain model has exactly its old weights
+        self.autoencoder = m.autoencoder.enabled
+        if self.autoencoder:
+            self.semantic = SemanticEncoder(m, in_channels)
+            self.latent = nn.Linear(m.autoencoder.latent_dim, m.time_dim)
 
-    def forward(self, x, coords, size, t, scale=1.0):
+    def encode(self, x, coords, size, scale=1.0):
+        """The semantic latent z (B, latent_dim) of clean images sampled at points x (B, N, C)."""
+        if not self.autoencoder:
+            raise ValueError("encode: this model has no encoder (model.autoencoder.enabled is false)")
+        return self.semantic(x, coords, size, scale, _is_full_grid(coords, size))
+
+    def forward(self, x, coords, size, t, scale=1.0, z=None, source=None):
+        """z: the latent to condition on (autoencoder mode); source: (points, coords, size) of the
+        clean images to encode into z in the same call (training, so DDP sees one forward)."""
         temb = self.time(t)
+        if self.autoencoder:
+            if source is not None:
+                z = self.encode(*source)
+            if z is None:
+                raise ValueError("model.autoencoder.enabled: the decoder needs a latent z (or a source to encode)")
+            # z joins the time embedding, so it reaches every modulated norm of the decoder
+            temb = temb + self.latent(z.to(temb.dtype))
+        elif z is not None or source is not None:
+            raise ValueError("z: this model is not an autoencoder (model.autoencoder.enabled is false)")
         full = _is_full_grid(coords, size)
         # one neighbour map per forward, shared by every sparse layer (and their backward)
         nmap = None if full else ik.build_neighbor_map(
