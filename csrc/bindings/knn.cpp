@@ -95,6 +95,7 @@ torch::Tensor knn_gather(const torch::Tensor& x, const torch::Tensor& index, con
   INFDIFF_CHECK_INDEX(h * w, "h * w (output cells)");
   INFDIFF_CHECK_INDEX(x.size(1), "N (points)");
   TORCH_CHECK(index.size(1) == h * w, "index must have h*w cells");
+  INFDIFF_CHECK_VALUES(index, 0, x.size(1), "index");
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2), cells = h * w, k = index.size(2);
   auto out = torch::empty({B, C, h, w}, x.options());
   if (out.numel() == 0) return out;
@@ -122,6 +123,7 @@ torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& in
   INFDIFF_CHECK_INDEX(cells, "h * w (output cells)");
   INFDIFF_CHECK_INDEX(N, "N (points)");
   TORCH_CHECK(index.size(1) == cells, "index must have h*w cells");
+  INFDIFF_CHECK_VALUES(index, 0, N, "index");
   const int64_t k = index.size(2);
   const auto acc_dtype = at::toOpMathType(grad_out.scalar_type());
   auto acc = torch::zeros({B, N, C}, grad_out.options().dtype(acc_dtype));

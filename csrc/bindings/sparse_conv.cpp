@@ -52,12 +52,21 @@ void check_geometry(const torch::Tensor& x, const torch::Tensor& coords,
   INFDIFF_CHECK_SAME_DEVICE(x, weight);
 }
 
+// The kernels read x[lookup value]: a lookup that did not come from the map builder could
+// send them out of bounds, so its values are checked too (on the CPU, see tensor_checks.h),
+// after the shapes, so that a bad K is reported as such.
+void check_map_values(const SparseConvShape& shape, const torch::Tensor& lookup, const torch::Tensor& counts) {
+  INFDIFF_CHECK_VALUES(lookup, -1, shape.points, "lookup");
+  INFDIFF_CHECK_VALUES(counts, 1, int64_t(shape.kernel_size) * shape.kernel_size + 1, "counts");
+}
+
 torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& coords,
                                   const torch::Tensor& lookup, const torch::Tensor& counts,
                                   const torch::Tensor& weight,
                                   const c10::optional<torch::Tensor>& bias, int64_t normalize) {
   check_geometry(x, coords, lookup, counts, weight);
   const SparseConvShape shape = make_shape(x, lookup, weight, normalize);
+  check_map_values(shape, lookup, counts);
   if (bias) {
     INFDIFF_CHECK_INPUT(*bias, x.scalar_type());
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(2), "bias must be (C,)");
@@ -90,7 +99,9 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
   check_geometry(x, coords, lookup, counts, weight);
   INFDIFF_CHECK_INPUT(grad_out, x.scalar_type());
   TORCH_CHECK(grad_out.sizes() == x.sizes(), "grad_out must have the shape of x");
+  INFDIFF_CHECK_SAME_DEVICE(x, grad_out);
   const SparseConvShape shape = make_shape(x, lookup, weight, normalize);
+  check_map_values(shape, lookup, counts);
   torch::Tensor grad_x, grad_w;
   if (need_grad_x) grad_x = torch::empty_like(x);  // every entry is written
   const auto acc_dtype = at::toOpMathType(x.scalar_type());
