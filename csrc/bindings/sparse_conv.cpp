@@ -60,6 +60,34 @@ void check_map_values(const SparseConvShape& shape, const torch::Tensor& lookup,
   INFDIFF_CHECK_VALUES(counts, 1, int64_t(shape.kernel_size) * shape.kernel_size + 1, "counts");
 }
 
+#ifdef INFDIFF_WITH_CUDA
+// The (C, K, K) kernel as the (K*K, C) the CUDA kernels read (csrc/cuda/sparse_conv.cuh):
+// one small copy per call, so the op keeps the (C, K, K) contract of docs/ops.md.
+torch::Tensor transposed_kernel(const torch::Tensor& weight) {
+  return weight.reshape({weight.size(0), weight.size(1) * weight.size(2)}).t().contiguous();
+}
+
+// The CUDA backward. The kernels take the kernel as (K*K, C) and give grad_w as (K*K, C)
+// (csrc/cuda/sparse_conv.cuh). Temporaries are freed on return: torch's allocator orders
+// their reuse after the kernels on `stream`.
+template <typename scalar_t>
+cudaError_t cuda_backward(const SparseConvShape& shape, const torch::Tensor& grad_out, const torch::Tensor& x,
+                          const torch::Tensor& coords, const torch::Tensor& lookup, const torch::Tensor& counts,
+                          const torch::Tensor& weight, torch::Tensor* grad_x, torch::Tensor* grad_w,
+                          cudaStream_t stream) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const torch::Tensor weight_t = transposed_kernel(weight);
+  torch::Tensor gw_t;
+  if (grad_w) gw_t = torch::zeros({weight_t.size(0), weight_t.size(1)}, grad_w->options());
+  const cudaError_t err = cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
+      shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
+      lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight_t),
+      grad_x ? cuda_mut_ptr<scalar_t>(*grad_x) : nullptr, grad_w ? gw_t.data_ptr<acc_t>() : nullptr, stream);
+  if (err == cudaSuccess && grad_w) grad_w->copy_(gw_t.t().reshape(grad_w->sizes()));
+  return err;
+}
+#endif
+
 torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& coords,
                                   const torch::Tensor& lookup, const torch::Tensor& counts,
                                   const torch::Tensor& weight,
@@ -80,7 +108,7 @@ torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& c
       INFDIFF_CUDA_LAUNCH(x, "sparse_conv_forward",
                           cuda::sparse_conv_forward<cuda_t<scalar_t>, acc_t>(
                               shape, cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
-                              counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
+                              counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(transposed_kernel(weight)),
                               bias ? cuda_ptr<scalar_t>(*bias) : nullptr, cuda_mut_ptr<scalar_t>(out), stream));
     else
       cpu::sparse_conv_forward<scalar_t, acc_t>(
@@ -110,18 +138,17 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
     return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "sparse_conv_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    acc_t* gw = need_grad_weight ? grad_w.data_ptr<acc_t>() : nullptr;
     if (x.is_cuda())
       INFDIFF_CUDA_LAUNCH(x, "sparse_conv_backward",
-                          cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
-                              shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
-                              lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
-                              need_grad_x ? cuda_mut_ptr<scalar_t>(grad_x) : nullptr, gw, stream));
+                          cuda_backward<scalar_t>(shape, grad_out, x, coords, lookup, counts, weight,
+                                                  need_grad_x ? &grad_x : nullptr,
+                                                  need_grad_weight ? &grad_w : nullptr, stream));
     else
       cpu::sparse_conv_backward<scalar_t, acc_t>(
           shape, grad_out.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(),
           lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), weight.data_ptr<scalar_t>(),
-          need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr, gw);
+          need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr,
+          need_grad_weight ? grad_w.data_ptr<acc_t>() : nullptr);
   });
   return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
 }

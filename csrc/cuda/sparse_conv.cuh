@@ -13,20 +13,25 @@
 namespace infdiff {
 namespace cuda {
 
+// The kernel is taken transposed, weight_t (K*K, C) instead of the op's (C, K, K), and
+// grad_w is produced as (K*K, C): with channels contiguous, the threads of a warp (which
+// cover consecutive channels) read one cache line per tap instead of K*K lines apart. The
+// caller transposes once per call (a few KiB), not the kernels once per point.
+
 // out (B, N, C) = s * sum_window w * x + bias; bias may be null.
 template <typename scalar_t, typename acc_t>
 cudaError_t sparse_conv_forward(const SparseConvShape& shape, const scalar_t* x,
                                 const int32_t* coords, const int32_t* lookup,
-                                const int32_t* counts, const scalar_t* weight,
+                                const int32_t* counts, const scalar_t* weight_t,
                                 const scalar_t* bias, scalar_t* out, cudaStream_t stream);
 
-// grad_x (B, N, C) and grad_w (C, K*K, accumulated in acc_t); either may be null.
+// grad_x (B, N, C) and grad_w (K*K, C, accumulated in acc_t); either may be null.
 // grad_w must be zero-filled by the caller.
 template <typename scalar_t, typename acc_t>
 cudaError_t sparse_conv_backward(const SparseConvShape& shape, const scalar_t* grad_out,
                                  const scalar_t* x, const int32_t* coords,
                                  const int32_t* lookup, const int32_t* counts,
-                                 const scalar_t* weight, scalar_t* grad_x, acc_t* grad_w,
+                                 const scalar_t* weight_t, scalar_t* grad_x, acc_t* grad_w,
                                  cudaStream_t stream);
 
 }  // namespace cuda
