@@ -68,8 +68,10 @@ torch::Tensor transposed_kernel(const torch::Tensor& weight) {
 }
 
 // The CUDA backward. The kernels take the kernel as (K*K, C) and give grad_w as (K*K, C)
-// (csrc/cuda/sparse_conv.cuh). Temporaries are freed on return: torch's allocator orders
-// their reuse after the kernels on `stream`.
+// (csrc/cuda/sparse_conv.cuh); with torch.use_deterministic_algorithms(True), grad_w is
+// summed in a fixed order through a scratch of per-block partials instead of float atomics.
+// Temporaries are freed on return: torch's allocator orders their reuse after the kernels
+// on `stream`.
 template <typename scalar_t>
 cudaError_t cuda_backward(const SparseConvShape& shape, const torch::Tensor& grad_out, const torch::Tensor& x,
                           const torch::Tensor& coords, const torch::Tensor& lookup, const torch::Tensor& counts,
@@ -77,12 +79,17 @@ cudaError_t cuda_backward(const SparseConvShape& shape, const torch::Tensor& gra
                           cudaStream_t stream) {
   using acc_t = at::opmath_type<scalar_t>;
   const torch::Tensor weight_t = transposed_kernel(weight);
-  torch::Tensor gw_t;
-  if (grad_w) gw_t = torch::zeros({weight_t.size(0), weight_t.size(1)}, grad_w->options());
+  torch::Tensor gw_t, scratch;
+  if (grad_w) {
+    gw_t = torch::zeros({weight_t.size(0), weight_t.size(1)}, grad_w->options());
+    if (at::globalContext().deterministicAlgorithms())
+      scratch = torch::empty({cuda::sparse_conv_grad_w_scratch<cuda_t<scalar_t>, acc_t>(shape)}, grad_w->options());
+  }
   const cudaError_t err = cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
       shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
       lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight_t),
-      grad_x ? cuda_mut_ptr<scalar_t>(*grad_x) : nullptr, grad_w ? gw_t.data_ptr<acc_t>() : nullptr, stream);
+      grad_x ? cuda_mut_ptr<scalar_t>(*grad_x) : nullptr, grad_w ? gw_t.data_ptr<acc_t>() : nullptr,
+      scratch.defined() ? scratch.data_ptr<acc_t>() : nullptr, stream);
   if (err == cudaSuccess && grad_w) grad_w->copy_(gw_t.t().reshape(grad_w->sizes()));
   return err;
 }

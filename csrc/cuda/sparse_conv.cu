@@ -11,7 +11,8 @@
 // and the multiply-adds then run over that list (about d * K * K entries at density d, not
 // K * K probes per channel). grad_x uses the gather form of the transposed convolution (the
 // window relation is symmetric), so it needs no atomics. grad_w reduces over a chunk of
-// points per block and issues one atomicAdd per (tap, channel) per block.
+// points per block, then either issues one atomicAdd per (tap, channel) per block or, in
+// deterministic mode, writes per-block partials that a second kernel sums in a fixed order.
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
@@ -246,14 +247,16 @@ __global__ void __launch_bounds__(kThreads)
 // A block handles one chunk of points (of every batch element blockIdx.z strides over), one
 // channel tile and kRow consecutive taps of one kernel row (blockIdx.x encodes tap group
 // and chunk), keeping one accumulator per (tap, channel) in registers; the point rows of the
-// block are then reduced in shared memory, one tap at a time, and each (tap, channel) gets
-// a single atomicAdd.
+// block are then reduced in shared memory, one tap at a time, in a fixed order. The block's
+// sum goes to grad_w with one atomicAdd per (tap, channel), or, when `partials` is given
+// (deterministic mode), to its own slot (blockIdx.z * chunks + chunk) of partials
+// (slots, K*K, C), which sum_partials_kernel then adds up in slot order.
 template <int KS, int kRow, int V, bool kAligned, typename scalar_t, typename acc_t>
 __global__ void __launch_bounds__(kThreads)
     grad_w_kernel(const SparseConvShape sh, const scalar_t* __restrict__ grad_out,
                   const scalar_t* __restrict__ x, const int32_t* __restrict__ coords,
                   const int32_t* __restrict__ lookup, const int32_t* __restrict__ counts,
-                  int chunks, int64_t chunk, acc_t* __restrict__ grad_w) {
+                  int chunks, int64_t chunk, acc_t* __restrict__ grad_w, acc_t* __restrict__ partials) {
   __shared__ acc_t partial[kThreads * V];
   const int K = kernel_size_of<KS>(sh), r = K / 2, taps = K * K;
   const int row_chunks = (K + kRow - 1) / kRow;
@@ -305,6 +308,7 @@ __global__ void __launch_bounds__(kThreads)
   // partial[y * tile * V + x * V + k]; thread o then sums column o over the point rows.
   const int row_width = blockDim.x * V;
   const int64_t c_tile = static_cast<int64_t>(blockIdx.y) * row_width;
+  acc_t* slot = partials ? partials + (static_cast<int64_t>(blockIdx.z) * chunks + chunk_index) * taps * C : nullptr;
 #pragma unroll
   for (int j = 0; j < kRow; ++j) {
     const int dx = dx0 + j;
@@ -318,10 +322,25 @@ __global__ void __launch_bounds__(kThreads)
       if (c >= C) continue;
       acc_t sum = acc_t(0);
       for (int y = 0; y < static_cast<int>(blockDim.y); ++y) sum += partial[y * row_width + o];
-      atomicAdd(grad_w + t * C + c, sum);
+      if (slot)
+        slot[t * C + c] = sum;
+      else
+        atomicAdd(grad_w + t * C + c, sum);
     }
     __syncthreads();
   }
+}
+
+// Deterministic grad_w: element e of (K*K, C) is the sum of the slots' partials in slot order.
+template <typename acc_t>
+__global__ void __launch_bounds__(kThreads)
+    sum_partials_kernel(int64_t elements, int64_t slots, const acc_t* __restrict__ partials,
+                        acc_t* __restrict__ grad_w) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= elements) return;
+  acc_t sum = acc_t(0);
+  for (int64_t s = 0; s < slots; ++s) sum += partials[s * elements + e];
+  grad_w[e] = sum;
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -417,7 +436,7 @@ WeightGrid weight_grid(const SparseConvShape& sh, int width) {
 template <int KS, int kRow, typename scalar_t, typename acc_t>
 void launch_grad_w(const SparseConvShape& sh, const scalar_t* grad_out, const scalar_t* x,
                    const int32_t* coords, const int32_t* lookup, const int32_t* counts,
-                   acc_t* grad_w, cudaStream_t stream) {
+                   acc_t* grad_w, acc_t* partials, cudaStream_t stream) {
   const bool aligned = vector_aligned(sh.channels, vector_width<scalar_t>(), {grad_out, x});
   const int width = aligned ? vector_width<scalar_t>() : 1;
   const WeightGrid wg = weight_grid<kRow>(sh, width);
@@ -425,8 +444,13 @@ void launch_grad_w(const SparseConvShape& sh, const scalar_t* grad_out, const sc
     constexpr bool kAligned = decltype(a)::value;
     constexpr int V = kAligned ? vector_width<scalar_t>() : 1;
     grad_w_kernel<KS, kRow, V, kAligned, scalar_t, acc_t><<<wg.grid, wg.block, 0, stream>>>(
-        sh, grad_out, x, coords, lookup, counts, static_cast<int>(wg.chunks), wg.chunk, grad_w);
+        sh, grad_out, x, coords, lookup, counts, static_cast<int>(wg.chunks), wg.chunk, grad_w, partials);
   });
+  if (partials) {
+    const int64_t elements = static_cast<int64_t>(sh.kernel_size) * sh.kernel_size * sh.channels;
+    sum_partials_kernel<acc_t><<<blocks_for(elements), kThreads, 0, stream>>>(
+        elements, static_cast<int64_t>(wg.grid.z) * wg.chunks, partials, grad_w);
+  }
 }
 
 // Channel tiles go on grid.y; grad_w puts (tap group, point chunk) on grid.x.
@@ -463,11 +487,27 @@ cudaError_t sparse_conv_forward(const SparseConvShape& shape, const scalar_t* x,
 }
 
 template <typename scalar_t, typename acc_t>
+int64_t sparse_conv_grad_w_scratch(const SparseConvShape& shape) {
+  if (shape.batch * shape.points * shape.channels == 0 || shape.kernel_size <= 0) return 0;
+  // The launch picks the vector or the scalar path from the pointers, which are not known
+  // here: room for the larger of the two.
+  int64_t elements = 0;
+  with_kernel_size(shape.kernel_size, [&](auto ks) {
+    for (int width : {1, vector_width<scalar_t>()}) {
+      const WeightGrid wg = weight_grid<row_chunk<decltype(ks)::value>()>(shape, width);
+      elements = std::max(elements, static_cast<int64_t>(wg.grid.z) * wg.chunks * shape.kernel_size *
+                                        shape.kernel_size * shape.channels);
+    }
+  });
+  return elements;
+}
+
+template <typename scalar_t, typename acc_t>
 cudaError_t sparse_conv_backward(const SparseConvShape& shape, const scalar_t* grad_out,
                                  const scalar_t* x, const int32_t* coords,
                                  const int32_t* lookup, const int32_t* counts,
                                  const scalar_t* weight_t, scalar_t* grad_x, acc_t* grad_w,
-                                 cudaStream_t stream) {
+                                 acc_t* grad_w_scratch, cudaStream_t stream) {
   if (shape.batch * shape.points * shape.channels == 0) return cudaSuccess;
   if (!grid_fits<scalar_t, acc_t>(shape)) return cudaErrorInvalidValue;
   if (grad_x) {
@@ -481,7 +521,7 @@ cudaError_t sparse_conv_backward(const SparseConvShape& shape, const scalar_t* g
   if (grad_w) {
     with_kernel_size(shape.kernel_size, [&](auto ks) {
       constexpr int KS = decltype(ks)::value;
-      launch_grad_w<KS, row_chunk<KS>()>(shape, grad_out, x, coords, lookup, counts, grad_w, stream);
+      launch_grad_w<KS, row_chunk<KS>()>(shape, grad_out, x, coords, lookup, counts, grad_w, grad_w_scratch, stream);
     });
   }
   return cudaGetLastError();
@@ -493,7 +533,8 @@ cudaError_t sparse_conv_backward(const SparseConvShape& shape, const scalar_t* g
       const scalar_t*, const scalar_t*, scalar_t*, cudaStream_t);                                \
   template cudaError_t sparse_conv_backward<scalar_t, acc_t>(                                    \
       const SparseConvShape&, const scalar_t*, const scalar_t*, const int32_t*, const int32_t*, \
-      const int32_t*, const scalar_t*, scalar_t*, acc_t*, cudaStream_t);
+      const int32_t*, const scalar_t*, scalar_t*, acc_t*, acc_t*, cudaStream_t);            \
+  template int64_t sparse_conv_grad_w_scratch<scalar_t, acc_t>(const SparseConvShape&);
 
 INFDIFF_INSTANTIATE_SPARSE_CONV(float, float)
 INFDIFF_INSTANTIATE_SPARSE_CONV(double, double)

@@ -96,20 +96,26 @@ void run_typed(int64_t B, int64_t N, int64_t C, int H, int W, int K, int normali
            cudaSuccess);
   CHECK_EQ((infdiff::cuda::sparse_conv_backward<dev_t, acc_t>(sh, g.data(), x, geo.coords.data(),
                                                              geo.lookup.data(), geo.counts.data(), wt.data(),
-                                                             gx_gpu.data(), gw_gpu.data(), nullptr)),
+                                                             gx_gpu.data(), gw_gpu.data(), nullptr, nullptr)),
            cudaSuccess);
   const std::vector<acc_t> gw_back = transposed(gw_gpu, taps, C);
   for (int64_t i = 0; i < B * N * C; ++i) CHECK_NEAR(to_double(out_gpu[i]), out_cpu[i], atol, rtol);
   for (int64_t i = 0; i < B * N * C; ++i) CHECK_NEAR(to_double(gx_gpu[i]), gx_cpu[i], atol, rtol);
   for (size_t i = 0; i < w.size(); ++i) CHECK_NEAR(gw_back[i], gw_cpu[i], w_tol, w_tol);
 
-  // Only one gradient asked for.
-  CHECK_EQ((infdiff::cuda::sparse_conv_backward<dev_t, acc_t>(sh, g.data(), x, geo.coords.data(), geo.lookup.data(),
-                                                             geo.counts.data(), wt.data(), nullptr, gw_only.data(),
-                                                             nullptr)),
-           cudaSuccess);
+  // Only one gradient asked for, deterministic mode: a fixed-order sum, bit-identical on
+  // a second run.
+  const int64_t scratch_size = infdiff::cuda::sparse_conv_grad_w_scratch<dev_t, acc_t>(sh);
+  CHECK(B * N * C == 0 || scratch_size > 0);
+  std::vector<acc_t> scratch(scratch_size), gw_again(w.size(), acc_t(0));
+  for (auto* out : {&gw_only, &gw_again})
+    CHECK_EQ((infdiff::cuda::sparse_conv_backward<dev_t, acc_t>(sh, g.data(), x, geo.coords.data(),
+                                                               geo.lookup.data(), geo.counts.data(), wt.data(),
+                                                               nullptr, out->data(), scratch.data(), nullptr)),
+             cudaSuccess);
   const std::vector<acc_t> gw_only_back = transposed(gw_only, taps, C);
   for (size_t i = 0; i < w.size(); ++i) CHECK_NEAR(gw_only_back[i], gw_cpu[i], w_tol, w_tol);
+  for (size_t i = 0; i < w.size(); ++i) CHECK_EQ(gw_again[i], gw_only[i]);
 
   // No bias.
   CHECK_EQ((infdiff::cuda::sparse_conv_forward<dev_t, acc_t>(sh, x, geo.coords.data(), geo.lookup.data(),
