@@ -251,14 +251,20 @@ __global__ void __launch_bounds__(kThreads)
 // sum goes to grad_w with one atomicAdd per (tap, channel), or, when `partials` is given
 // (deterministic mode), to its own slot (blockIdx.z * chunks + chunk) of partials
 // (slots, K*K, C), which sum_partials_kernel then adds up in slot order.
+// __launch_bounds__ asks for one resident block at least: with the default, ptxas held the
+// kernel to 64-80 registers and spilled a few bytes for 16-bit and double inputs (kRow * V
+// accumulators); with it, 88 registers and no spill.
 template <int KS, int kRow, int V, bool kAligned, typename scalar_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 1)
     grad_w_kernel(const SparseConvShape sh, const scalar_t* __restrict__ grad_out,
                   const scalar_t* __restrict__ x, const int32_t* __restrict__ coords,
                   const int32_t* __restrict__ lookup, const int32_t* __restrict__ counts,
                   int chunks, int64_t chunk, acc_t* __restrict__ grad_w, acc_t* __restrict__ partials) {
+  extern __shared__ __align__(16) unsigned char weight_storage[];
   __shared__ acc_t partial[kThreads * V];
   const int K = kernel_size_of<KS>(sh), r = K / 2, taps = K * K;
+  // A table read, not window_scale's division: its slow-path call made ptxas spill on sm_80.
+  const acc_t* scale = fill_scale_table<acc_t>(sh, K, weight_storage);
   const int row_chunks = (K + kRow - 1) / kRow;
   const int group = static_cast<int>(blockIdx.x) / chunks;
   const int chunk_index = static_cast<int>(blockIdx.x) - group * chunks;
@@ -284,7 +290,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll 1
       for (int64_t q = b * N + begin + threadIdx.y; q < b * N + end; q += blockDim.y) {
         const int row = coords[2 * q] + dy, col = coords[2 * q + 1];
-        const acc_t sq = window_scale<acc_t>(sh.normalize, K, counts[q]);
+        const acc_t sq = scale[clamp_count(counts[q], taps)];
         acc_t gq[V];
         load_channels<V, kAligned>(grad_out + q * C + c0, valid, gq);
 #pragma unroll
@@ -443,7 +449,7 @@ void launch_grad_w(const SparseConvShape& sh, const scalar_t* grad_out, const sc
   with_alignment(aligned, [&](auto a) {
     constexpr bool kAligned = decltype(a)::value;
     constexpr int V = kAligned ? vector_width<scalar_t>() : 1;
-    grad_w_kernel<KS, kRow, V, kAligned, scalar_t, acc_t><<<wg.grid, wg.block, 0, stream>>>(
+    grad_w_kernel<KS, kRow, V, kAligned, scalar_t, acc_t><<<wg.grid, wg.block, scale_table_bytes<acc_t>(sh.kernel_size), stream>>>(
         sh, grad_out, x, coords, lookup, counts, static_cast<int>(wg.chunks), wg.chunk, grad_w, partials);
   });
   if (partials) {
@@ -461,7 +467,11 @@ bool grid_fits(const SparseConvShape& sh) {
   dim3 block;
   const int64_t tap_groups = static_cast<int64_t>(sh.kernel_size) * ceil_div(sh.kernel_size, kMaxRowChunk);
   // The scalar path (one channel per thread) has the most channel tiles and point rows.
-  return window_launch_config<acc_t>(sh, 1, &lay, &block) && ceil_div(sh.channels, block.x) <= kMaxGridYZ &&
+  // grad_w holds the scale table and a vector of acc_t per thread.
+  const int64_t grad_w_smem = scale_table_bytes<acc_t>(sh.kernel_size) +
+                              kThreads * vector_width<scalar_t>() * static_cast<int64_t>(sizeof(acc_t));
+  return window_launch_config<acc_t>(sh, 1, &lay, &block) && grad_w_smem <= kMaxDynamicSmem &&
+         ceil_div(sh.channels, block.x) <= kMaxGridYZ &&
          tap_groups * ceil_div(sh.points, 4) <= kMaxGridX;
 }
 
