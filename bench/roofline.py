@@ -13,10 +13,11 @@ Models (fp32, B=4, C=64, K=7, k=3 neighbours for knn_to_grid):
   the op were one kernel with perfect caching. No implementation moves less.
 - "passes": the launches the code really makes (torch ops and zero-fills included), each
   reading its inputs and writing its outputs once: what perfect caching within a launch gives.
-- "current" / "planned" (sparse conv only): the 32-byte sectors the warps of
+- "before" / "after" (sparse conv only): the 32-byte sectors the warps of
   csrc/cuda/sparse_conv.cu request, instruction by instruction with no reuse between
-  instructions; "planned" is the redesign (weights laid out (K*K, C), each point's present
-  neighbours found once by a cooperative row load of its window, whole-row channel loads).
+  instructions; "before" is the kernels up to issue 15 item 3 (weights (C, K, K), every tap
+  probed by every channel thread), "after" the redesign (weights (K*K, C), each point's
+  present neighbours gathered once into a shared-memory list, 16-byte channel vectors).
   That is request traffic through L1/L2, an upper bound on DRAM traffic.
 """
 import math
@@ -43,6 +44,8 @@ WARP = 32
 THREADS = 256
 TARGET_WEIGHT_BLOCKS = 2048
 MAX_GRID_YZ = 65535
+# The redesigned kernels load channels in 16-byte vectors: 4 fp32 per thread.
+VECTOR = 16 // ELEM
 
 # name: (DRAM bytes/s, fp32 FLOP/s without tensor cores). The kernels are CUDA-core fp32 FMA
 # loops, so the non-tensor fp32 peak is the compute roof that applies to them.
@@ -136,12 +139,6 @@ def warp_sectors(lanes: int, stride_bytes: int, elem_bytes: int = ELEM) -> int:
                                                         (lane * stride_bytes + elem_bytes - 1) // SECTOR + 1)})
 
 
-def mean_run_sectors(run_ints: float) -> float:
-    """Expected sectors of a run of `run_ints` consecutive int32 starting at a uniformly random
-    int32 slot of a sector: 1 plus the expected sector boundaries crossed, (run - 1) / 8."""
-    return 1.0 + (run_ints - 1.0) * INDEX / SECTOR
-
-
 def neighbor_map_bytes(shape: ConvShape) -> int:
     """coords (B, N, 2), lookup (B, H, W) and counts (B, N), all int32."""
     return INDEX * shape.batch * (shape.height * shape.width + 3 * shape.points)
@@ -174,12 +171,23 @@ def sparse_conv_floor(shape: ConvShape, backward: bool = False) -> Cost:
     return Cost(moved, sparse_conv_flops(shape, backward))
 
 
-def grad_w_blocks(shape: ConvShape) -> int:
-    """Blocks of the current grad_w launch (launch_grad_w with KS = K in {3, 5, 7}: one kernel
-    row per block), each of which issues one atomicAdd per (channel, tap of its row)."""
-    tile = min(THREADS, -(-shape.channels // WARP) * WARP) if shape.channels > WARP else WARP
-    channel_tiles = -(-shape.channels // tile)
-    rows_per_block = THREADS // tile
+def channel_block(groups: int) -> tuple:
+    """(threads per point, points per block) of csrc/cuda/sparse_conv.cu's channel_block for
+    `groups` threads' worth of channels per point."""
+    tile = 1
+    while tile < 32 and tile < groups:
+        tile *= 2
+    if groups > 32:
+        tile = min(THREADS, -(-groups // 32) * 32)
+    return tile, THREADS // tile
+
+
+def grad_w_blocks(shape: ConvShape, width: int = 1) -> int:
+    """Blocks of the grad_w launch (launch_grad_w with KS = K in {3, 5, 7}: one kernel row per
+    block) with `width` channels per thread (1 before the redesign, VECTOR after), each of which
+    issues one atomicAdd per (channel, tap of its row)."""
+    tile, rows_per_block = channel_block(-(-shape.channels // width))
+    channel_tiles = -(-shape.channels // (tile * width))
     z = min(shape.batch, MAX_GRID_YZ)
     tap_groups = shape.kernel_size
     wanted = max(1, -(-TARGET_WEIGHT_BLOCKS // (channel_tiles * tap_groups * z)))
@@ -188,11 +196,16 @@ def grad_w_blocks(shape: ConvShape) -> int:
     return chunks * tap_groups * channel_tiles * z
 
 
-def sparse_conv_current(shape: ConvShape, backward: bool = False) -> Cost:
-    """Sector traffic of the current kernels, per warp (one point, 32 consecutive channels):
-    fwd: coords (2 broadcast loads), every in-grid lookup (broadcast), per present tap a
-    weight load at weight + c*K*K + tap (lanes K*K*4 bytes apart: one sector each) and an x
-    load (one 128-byte line), counts, bias and the output store.
+def _bwd_extra_bytes(shape: ConvShape) -> int:
+    """The zero-fill of grad_w and torch's grad_out.sum for the bias."""
+    return ELEM * shape.channels * shape.taps + ELEM * shape.batch * shape.points * shape.channels
+
+
+def sparse_conv_before(shape: ConvShape, backward: bool = False) -> Cost:
+    """Sector traffic of the kernels before the redesign, per warp (one point, 32 consecutive
+    channels): fwd: coords (2 broadcast loads), every in-grid lookup (broadcast), per present
+    tap a weight load at weight + c*K*K + tap (lanes K*K*4 bytes apart: one sector each) and an
+    x load (one 128-byte line), counts, bias and the output store.
     bwd: grad_x the same with counts[u] per present tap; grad_w walks the points once per
     kernel row (coords, counts, grad_out each time) and ends with per-block atomics, lanes
     again K*K*4 bytes apart; plus the zero-fill of grad_w and torch's grad_out.sum for the bias."""
@@ -208,30 +221,35 @@ def sparse_conv_current(shape: ConvShape, backward: bool = False) -> Cost:
     grad_w = shape.kernel_size * (2 + 1 + row) + lookups + present * row
     sectors = warps * (grad_x + grad_w)
     sectors += grad_w_blocks(shape) * shape.kernel_size * (shape.channels // WARP) * weight_tap
-    extra_bytes = ELEM * shape.channels * shape.taps + ELEM * shape.batch * shape.points * shape.channels
-    return Cost(sectors * SECTOR + extra_bytes, sparse_conv_flops(shape, backward))
+    return Cost(sectors * SECTOR + _bwd_extra_bytes(shape), sparse_conv_flops(shape, backward))
 
 
-def sparse_conv_planned(shape: ConvShape, backward: bool = False) -> Cost:
-    """Sector traffic of the redesign, per point (all C channels at once, loads vectorised
-    over channels): the window found once by loading each in-grid window row as one run of
-    lookups, then per present tap one weight row of the (K*K, C) layout and one x row.
-    bwd: grad_x likewise (plus counts[u]); grad_w walks each point's present taps once (not
-    once per kernel row) and issues as many atomics as now, coalesced along channels."""
+def sparse_conv_after(shape: ConvShape, backward: bool = False) -> Cost:
+    """Sector traffic of the redesigned kernels, per point (its C / VECTOR threads together,
+    channels in 16-byte vectors, so one feature or weight row is C*4/32 sectors):
+    fwd: coords (2 loads); the gather of the present neighbours, in which the thread of each
+    window row probes that row's in-grid taps twice (count, then write the list: 2 T one-sector
+    loads, the list itself living in shared memory); per present tap one weight row of the
+    (K*K, C) layout and one x row; counts; the output row; bias once per block of points.
+    bwd: grad_x likewise plus counts[u] per present tap; grad_w walks each point once per
+    kernel row (coords, counts, grad_out row) with one broadcast lookup per in-grid tap and an
+    x row per present tap, then one coalesced atomicAdd row per (block, tap of its row).
+    The binding's transposes of the kernel (and of grad_w back) are counted as passes."""
     _require_warp_channels(shape)
     points = shape.batch * shape.points
     row = math.ceil(ELEM * shape.channels / SECTOR)
-    rows_in_grid = mean_in_range_offsets(shape.height, shape.kernel_size)
-    window = rows_in_grid * mean_run_sectors(mean_in_range_offsets(shape.width, shape.kernel_size))
-    present = mean_window_count(shape)
+    lookups, present = mean_in_grid_taps(shape), mean_window_count(shape)
+    _, points_per_block = channel_block(-(-shape.channels // VECTOR))
+    blocks = shape.batch * -(-shape.points // points_per_block)
+    weight_pass = 2 * ELEM * shape.channels * shape.taps  # read (C, K*K), write (K*K, C)
     if not backward:
-        sectors = points * (1 + window + present * 2 * row + 1 + row + row)
-        return Cost(sectors * SECTOR, sparse_conv_flops(shape, backward))
-    grad_x = 1 + window + present * (1 + 2 * row) + row
-    grad_w = 1 + 1 + row + window + present * row
-    sectors = points * (grad_x + grad_w) + grad_w_blocks(shape) * shape.kernel_size * row
-    extra_bytes = ELEM * shape.channels * shape.taps + ELEM * shape.batch * shape.points * shape.channels
-    return Cost(sectors * SECTOR + extra_bytes, sparse_conv_flops(shape, backward))
+        sectors = points * (2 + 2 * lookups + present * 2 * row + 1 + row) + blocks * row
+        return Cost(sectors * SECTOR + weight_pass, sparse_conv_flops(shape, backward))
+    grad_x = 2 + 2 * lookups + present * (1 + 2 * row) + row
+    grad_w = shape.kernel_size * (2 + 1 + row) + lookups + present * row
+    sectors = points * (grad_x + grad_w) + grad_w_blocks(shape, VECTOR) * shape.kernel_size * row
+    extra = _bwd_extra_bytes(shape) + 2 * weight_pass  # the kernel transposed, grad_w transposed back
+    return Cost(sectors * SECTOR + extra, sparse_conv_flops(shape, backward))
 
 
 def knn_tile_size(height: int, width: int, points: int) -> int:
@@ -352,8 +370,8 @@ def model_rows(sizes, densities) -> list:
             n = points_at(size, density)
             shape = conv_shape(B, size, size, n, C, K)
             for mode, with_bwd in modes:
-                for model, fn in (("floor", sparse_conv_floor), ("current", sparse_conv_current),
-                                  ("planned", sparse_conv_planned)):
+                for model, fn in (("floor", sparse_conv_floor), ("before", sparse_conv_before),
+                                  ("after", sparse_conv_after)):
                     cost = fn(shape) + (fn(shape, backward=True) if with_bwd else Cost(0, 0))
                     rows.append(Row("sparse_conv", size, str(density), mode, model, cost))
                 for op, fn in (("knn_to_grid", lambda bwd: knn_to_grid_costs(B, size, n, C, size // 2, KNN_K, bwd)),

@@ -95,6 +95,7 @@ torch::Tensor knn_gather(const torch::Tensor& x, const torch::Tensor& index, con
   INFDIFF_CHECK_INDEX(h * w, "h * w (output cells)");
   INFDIFF_CHECK_INDEX(x.size(1), "N (points)");
   TORCH_CHECK(index.size(1) == h * w, "index must have h*w cells");
+  INFDIFF_CHECK_VALUES(index, 0, x.size(1), "index");
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2), cells = h * w, k = index.size(2);
   auto out = torch::empty({B, C, h, w}, x.options());
   if (out.numel() == 0) return out;
@@ -112,6 +113,31 @@ torch::Tensor knn_gather(const torch::Tensor& x, const torch::Tensor& index, con
   return out;
 }
 
+#ifdef INFDIFF_WITH_CUDA
+// The CUDA adjoint of knn_gather: float atomics, or with torch.use_deterministic_algorithms(True)
+// the atomic-free scatter of csrc/cuda/knn.cuh with its scratch (freed on return: torch's
+// allocator orders the reuse after the kernels on `stream`).
+template <typename scalar_t>
+cudaError_t cuda_knn_scatter(int64_t B, int64_t N, int64_t C, int64_t cells, int64_t k, const torch::Tensor& grad_out,
+                             const torch::Tensor& index, const torch::Tensor& weights, torch::Tensor& acc,
+                             cudaStream_t stream) {
+  using acc_t = at::opmath_type<scalar_t>;
+  if (!at::globalContext().deterministicAlgorithms())
+    return cuda::knn_scatter<cuda_t<scalar_t>, acc_t>(B, N, C, cells, static_cast<int>(k), cuda_ptr<scalar_t>(grad_out),
+                                                      index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(),
+                                                      acc.data_ptr<acc_t>(), stream);
+  INFDIFF_CHECK_INDEX(cells * k, "h * w * k (neighbour references)");
+  auto ref_start = torch::zeros({B, N + 1}, index.options());
+  auto ref_rank = torch::empty({B, cells * k}, index.options());
+  auto ref_list = torch::empty({B, cells * k}, index.options());
+  const cuda::KnnScatterScratch scratch{ref_start.data_ptr<int32_t>(), ref_rank.data_ptr<int32_t>(),
+                                        ref_list.data_ptr<int32_t>()};
+  return cuda::knn_scatter_deterministic<cuda_t<scalar_t>, acc_t>(
+      B, N, C, cells, static_cast<int>(k), cuda_ptr<scalar_t>(grad_out), index.data_ptr<int32_t>(),
+      weights.data_ptr<acc_t>(), scratch, acc.data_ptr<acc_t>(), stream);
+}
+#endif
+
 // (B, N, C): the adjoint of knn_gather applied to grad_out (B, C, h, w).
 torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& index, const torch::Tensor& weights,
                           int64_t N) {
@@ -122,6 +148,7 @@ torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& in
   INFDIFF_CHECK_INDEX(cells, "h * w (output cells)");
   INFDIFF_CHECK_INDEX(N, "N (points)");
   TORCH_CHECK(index.size(1) == cells, "index must have h*w cells");
+  INFDIFF_CHECK_VALUES(index, 0, N, "index");
   const int64_t k = index.size(2);
   const auto acc_dtype = at::toOpMathType(grad_out.scalar_type());
   auto acc = torch::zeros({B, N, C}, grad_out.options().dtype(acc_dtype));
@@ -130,9 +157,7 @@ torch::Tensor knn_scatter(const torch::Tensor& grad_out, const torch::Tensor& in
     using acc_t = at::opmath_type<scalar_t>;
     if (grad_out.is_cuda())
       INFDIFF_CUDA_LAUNCH(grad_out, "knn_scatter",
-                          cuda::knn_scatter<cuda_t<scalar_t>, acc_t>(
-                              B, N, C, cells, static_cast<int>(k), cuda_ptr<scalar_t>(grad_out),
-                              index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>(), stream));
+                          cuda_knn_scatter<scalar_t>(B, N, C, cells, k, grad_out, index, weights, acc, stream));
     else
       cpu::knn_scatter<scalar_t, acc_t>(B, N, C, cells, static_cast<int>(k), grad_out.data_ptr<scalar_t>(),
                                         index.data_ptr<int32_t>(), weights.data_ptr<acc_t>(), acc.data_ptr<acc_t>());

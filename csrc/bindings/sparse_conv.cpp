@@ -52,12 +52,56 @@ void check_geometry(const torch::Tensor& x, const torch::Tensor& coords,
   INFDIFF_CHECK_SAME_DEVICE(x, weight);
 }
 
+// The kernels read x[lookup value]: a lookup that did not come from the map builder could
+// send them out of bounds, so its values are checked too (on the CPU, see tensor_checks.h),
+// after the shapes, so that a bad K is reported as such.
+void check_map_values(const SparseConvShape& shape, const torch::Tensor& lookup, const torch::Tensor& counts) {
+  INFDIFF_CHECK_VALUES(lookup, -1, shape.points, "lookup");
+  INFDIFF_CHECK_VALUES(counts, 1, int64_t(shape.kernel_size) * shape.kernel_size + 1, "counts");
+}
+
+#ifdef INFDIFF_WITH_CUDA
+// The (C, K, K) kernel as the (K*K, C) the CUDA kernels read (csrc/cuda/sparse_conv.cuh):
+// one small copy per call, so the op keeps the (C, K, K) contract of docs/ops.md.
+torch::Tensor transposed_kernel(const torch::Tensor& weight) {
+  return weight.reshape({weight.size(0), weight.size(1) * weight.size(2)}).t().contiguous();
+}
+
+// The CUDA backward. The kernels take the kernel as (K*K, C) and give grad_w as (K*K, C)
+// (csrc/cuda/sparse_conv.cuh); with torch.use_deterministic_algorithms(True), grad_w is
+// summed in a fixed order through a scratch of per-block partials instead of float atomics.
+// Temporaries are freed on return: torch's allocator orders their reuse after the kernels
+// on `stream`.
+template <typename scalar_t>
+cudaError_t cuda_backward(const SparseConvShape& shape, const torch::Tensor& grad_out, const torch::Tensor& x,
+                          const torch::Tensor& coords, const torch::Tensor& lookup, const torch::Tensor& counts,
+                          const torch::Tensor& weight, torch::Tensor* grad_x, torch::Tensor* grad_w,
+                          cudaStream_t stream) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const torch::Tensor weight_t = transposed_kernel(weight);
+  torch::Tensor gw_t, scratch;
+  if (grad_w) {
+    gw_t = torch::zeros({weight_t.size(0), weight_t.size(1)}, grad_w->options());
+    if (at::globalContext().deterministicAlgorithms())
+      scratch = torch::empty({cuda::sparse_conv_grad_w_scratch<cuda_t<scalar_t>, acc_t>(shape)}, grad_w->options());
+  }
+  const cudaError_t err = cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
+      shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
+      lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight_t),
+      grad_x ? cuda_mut_ptr<scalar_t>(*grad_x) : nullptr, grad_w ? gw_t.data_ptr<acc_t>() : nullptr,
+      scratch.defined() ? scratch.data_ptr<acc_t>() : nullptr, stream);
+  if (err == cudaSuccess && grad_w) grad_w->copy_(gw_t.t().reshape(grad_w->sizes()));
+  return err;
+}
+#endif
+
 torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& coords,
                                   const torch::Tensor& lookup, const torch::Tensor& counts,
                                   const torch::Tensor& weight,
                                   const c10::optional<torch::Tensor>& bias, int64_t normalize) {
   check_geometry(x, coords, lookup, counts, weight);
   const SparseConvShape shape = make_shape(x, lookup, weight, normalize);
+  check_map_values(shape, lookup, counts);
   if (bias) {
     INFDIFF_CHECK_INPUT(*bias, x.scalar_type());
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(2), "bias must be (C,)");
@@ -71,7 +115,7 @@ torch::Tensor sparse_conv_forward(const torch::Tensor& x, const torch::Tensor& c
       INFDIFF_CUDA_LAUNCH(x, "sparse_conv_forward",
                           cuda::sparse_conv_forward<cuda_t<scalar_t>, acc_t>(
                               shape, cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(), lookup.data_ptr<int32_t>(),
-                              counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
+                              counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(transposed_kernel(weight)),
                               bias ? cuda_ptr<scalar_t>(*bias) : nullptr, cuda_mut_ptr<scalar_t>(out), stream));
     else
       cpu::sparse_conv_forward<scalar_t, acc_t>(
@@ -90,7 +134,9 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
   check_geometry(x, coords, lookup, counts, weight);
   INFDIFF_CHECK_INPUT(grad_out, x.scalar_type());
   TORCH_CHECK(grad_out.sizes() == x.sizes(), "grad_out must have the shape of x");
+  INFDIFF_CHECK_SAME_DEVICE(x, grad_out);
   const SparseConvShape shape = make_shape(x, lookup, weight, normalize);
+  check_map_values(shape, lookup, counts);
   torch::Tensor grad_x, grad_w;
   if (need_grad_x) grad_x = torch::empty_like(x);  // every entry is written
   const auto acc_dtype = at::toOpMathType(x.scalar_type());
@@ -99,18 +145,17 @@ std::tuple<torch::Tensor, torch::Tensor> sparse_conv_backward(
     return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "sparse_conv_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    acc_t* gw = need_grad_weight ? grad_w.data_ptr<acc_t>() : nullptr;
     if (x.is_cuda())
       INFDIFF_CUDA_LAUNCH(x, "sparse_conv_backward",
-                          cuda::sparse_conv_backward<cuda_t<scalar_t>, acc_t>(
-                              shape, cuda_ptr<scalar_t>(grad_out), cuda_ptr<scalar_t>(x), coords.data_ptr<int32_t>(),
-                              lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), cuda_ptr<scalar_t>(weight),
-                              need_grad_x ? cuda_mut_ptr<scalar_t>(grad_x) : nullptr, gw, stream));
+                          cuda_backward<scalar_t>(shape, grad_out, x, coords, lookup, counts, weight,
+                                                  need_grad_x ? &grad_x : nullptr,
+                                                  need_grad_weight ? &grad_w : nullptr, stream));
     else
       cpu::sparse_conv_backward<scalar_t, acc_t>(
           shape, grad_out.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), coords.data_ptr<int32_t>(),
           lookup.data_ptr<int32_t>(), counts.data_ptr<int32_t>(), weight.data_ptr<scalar_t>(),
-          need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr, gw);
+          need_grad_x ? grad_x.data_ptr<scalar_t>() : nullptr,
+          need_grad_weight ? grad_w.data_ptr<acc_t>() : nullptr);
   });
   return {grad_x, need_grad_weight ? grad_w.to(weight.scalar_type()) : grad_w};
 }

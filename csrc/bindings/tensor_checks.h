@@ -28,3 +28,16 @@ constexpr int64_t kMaxSide = int64_t(1) << 30;
 
 #define INFDIFF_CHECK_SIDE(value, what)                                                               \
   TORCH_CHECK((value) >= 1 && (value) <= ::infdiff::kMaxSide, what, " must be in [1, 2^30], got ", (value))
+
+// Index tensors (neighbour maps, k-NN lists) whose values the kernels index with: on the CPU
+// they are checked to lie in [lo, hi) before the kernel runs, so a tensor that did not come
+// from the builders raises instead of reading out of bounds. CUDA tensors are not read here
+// (it would synchronise the stream on every call); their values are the builders' promise.
+#define INFDIFF_CHECK_VALUES(t, lo, hi, what)                                                          \
+  do {                                                                                                \
+    if ((t).device().is_cpu() && (t).numel() > 0) {                                                   \
+      const int64_t lo_ = (t).min().item<int64_t>(), hi_ = (t).max().item<int64_t>();                 \
+      TORCH_CHECK(lo_ >= (lo) && hi_ < (hi), what, " values must be in [", (lo), ", ", (hi), "), got [", \
+                  lo_, ", ", hi_, "]");                                                               \
+    }                                                                                                 \
+  } while (0)

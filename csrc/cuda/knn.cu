@@ -6,7 +6,9 @@
 // fill), then keeps each thread's running k-best list in the output buffers (global memory,
 // L1-cached), so k is not bounded by registers. Gather and bilinear sampling run one thread
 // per output element with the fastest index on the contiguous output axis; the scatters
-// (backward) use atomicAdd into an accumulation-dtype buffer.
+// (backward) use atomicAdd into an accumulation-dtype buffer, except the deterministic k-NN
+// scatter, which inverts the neighbour lists (count, scan, fill, sort per point) and sums each
+// point's references in cell order.
 #include <cstdint>
 
 #include "kernel_helpers.cuh"
@@ -116,6 +118,81 @@ __global__ void __launch_bounds__(kThreads)
   for (int s = 0; s < k; ++s) atomicAdd(grad_x + (b * N + index[base + s]) * C + c, weights[base + s] * go);
 }
 
+// Deterministic scatter, step 1 of 4: thread per reference e (B * cells * k) counts itself
+// into ref_start[b, point + 1] (zero-filled by the caller) and keeps its rank there. Integer
+// atomics: the counts are exact, only the ranks depend on timing (step 3 sorts them away).
+__global__ void __launch_bounds__(kThreads)
+    count_refs_kernel(int64_t N, int64_t refs, int64_t total, const int32_t* __restrict__ index,
+                      int32_t* __restrict__ ref_start, int32_t* __restrict__ ref_rank) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= total) return;
+  const int64_t b = e / refs;
+  ref_rank[e] = atomicAdd(ref_start + b * (N + 1) + index[e] + 1, 1);
+}
+
+// Step 2 is scan_tiles_kernel over the N counts of each batch element. Step 3: each
+// reference stores its index within its batch element at its point's start plus its rank.
+__global__ void __launch_bounds__(kThreads)
+    fill_refs_kernel(int64_t N, int64_t refs, int64_t total, const int32_t* __restrict__ index,
+                     const int32_t* __restrict__ ref_start, const int32_t* __restrict__ ref_rank,
+                     int32_t* __restrict__ ref_list) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= total) return;
+  const int64_t b = e / refs;
+  ref_list[b * refs + ref_start[b * (N + 1) + index[e]] + ref_rank[e]] = static_cast<int32_t>(e - b * refs);
+}
+
+// Step 4: thread per (b, n) sorts its references (heapsort: in place, O(L log L) even for
+// a point that is the neighbour of every cell), which fixes the order of the sums.
+__global__ void __launch_bounds__(kThreads)
+    sort_refs_kernel(int64_t N, int64_t refs, int64_t total, const int32_t* __restrict__ ref_start,
+                     int32_t* __restrict__ ref_list) {
+  const int64_t bn = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (bn >= total) return;
+  const int64_t b = bn / N, n = bn - b * N;
+  int32_t* a = ref_list + b * refs + ref_start[b * (N + 1) + n];
+  const int64_t len = ref_start[b * (N + 1) + n + 1] - ref_start[b * (N + 1) + n];
+  auto sift_down = [a](int64_t root, int64_t end) {
+    while (2 * root + 1 < end) {
+      int64_t child = 2 * root + 1;
+      if (child + 1 < end && a[child] < a[child + 1]) ++child;
+      if (a[root] >= a[child]) return;
+      const int32_t t = a[root];
+      a[root] = a[child];
+      a[child] = t;
+      root = child;
+    }
+  };
+  for (int64_t i = len / 2 - 1; i >= 0; --i) sift_down(i, len);
+  for (int64_t end = len - 1; end > 0; --end) {
+    const int32_t t = a[0];
+    a[0] = a[end];
+    a[end] = t;
+    sift_down(0, end);
+  }
+}
+
+// Step 5: thread per (b, n, c), c fastest, sums its point's references in ascending
+// (cell, slot) order: grad_x[b, n, c] = sum weights[b, cell, s] * grad_out[b, c, cell].
+template <typename scalar_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads)
+    sum_refs_kernel(int64_t N, int64_t C, int64_t cells, int k, int64_t total, const scalar_t* __restrict__ grad_out,
+                    const acc_t* __restrict__ weights, const int32_t* __restrict__ ref_start,
+                    const int32_t* __restrict__ ref_list, acc_t* __restrict__ grad_x) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= total) return;
+  const int64_t bn = e / C, c = e - bn * C, b = bn / N, n = bn - b * N;
+  const int64_t refs = cells * k;
+  const int32_t* list = ref_list + b * refs;
+  const scalar_t* plane = grad_out + (b * C + c) * cells;
+  acc_t acc = 0;
+  for (int32_t i = ref_start[b * (N + 1) + n]; i < ref_start[b * (N + 1) + n + 1]; ++i) {
+    const int32_t r = list[i];
+    acc += weights[b * refs + r] * to_acc<acc_t>(plane[r / k]);
+  }
+  grad_x[e] = acc;
+}
+
 // Thread per (b, n, c), c fastest: point-feature accesses coalesce.
 template <bool kAdjoint, typename scalar_t, typename acc_t, typename out_t>
 __global__ void __launch_bounds__(kThreads)
@@ -177,6 +254,24 @@ cudaError_t knn_scatter(int64_t batch, int64_t N, int64_t C, int64_t cells, int 
 }
 
 template <typename scalar_t, typename acc_t>
+cudaError_t knn_scatter_deterministic(int64_t batch, int64_t N, int64_t C, int64_t cells, int k,
+                                      const scalar_t* grad_out, const int32_t* index, const acc_t* weights,
+                                      const KnnScatterScratch& scratch, acc_t* grad_x, cudaStream_t stream) {
+  const int64_t refs = cells * k, total_refs = batch * refs, total = batch * N * C;
+  if (total == 0 || refs == 0) return cudaSuccess;
+  count_refs_kernel<<<blocks_for(total_refs), kThreads, 0, stream>>>(N, refs, total_refs, index, scratch.ref_start,
+                                                                     scratch.ref_rank);
+  scan_tiles_kernel<<<static_cast<unsigned>(batch), kThreads, 0, stream>>>(N, scratch.ref_start);
+  fill_refs_kernel<<<blocks_for(total_refs), kThreads, 0, stream>>>(N, refs, total_refs, index, scratch.ref_start,
+                                                                    scratch.ref_rank, scratch.ref_list);
+  sort_refs_kernel<<<blocks_for(batch * N), kThreads, 0, stream>>>(N, refs, batch * N, scratch.ref_start,
+                                                                   scratch.ref_list);
+  sum_refs_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
+      N, C, cells, k, total, grad_out, weights, scratch.ref_start, scratch.ref_list, grad_x);
+  return cudaGetLastError();
+}
+
+template <typename scalar_t, typename acc_t>
 cudaError_t grid_to_points(int64_t batch, int64_t N, int64_t C, int H, int W, int h, int w, const scalar_t* y,
                            const int32_t* coords, scalar_t* out, cudaStream_t stream) {
   const int64_t total = batch * N * C;
@@ -207,6 +302,9 @@ template cudaError_t knn_search<double>(const KnnGeometry&, int64_t, int64_t, in
                                                    const int32_t*, const acc_t*, scalar_t*, cudaStream_t);        \
   template cudaError_t knn_scatter<scalar_t, acc_t>(int64_t, int64_t, int64_t, int64_t, int, const scalar_t*,     \
                                                     const int32_t*, const acc_t*, acc_t*, cudaStream_t);          \
+  template cudaError_t knn_scatter_deterministic<scalar_t, acc_t>(int64_t, int64_t, int64_t, int64_t, int,      \
+                                                                  const scalar_t*, const int32_t*, const acc_t*, \
+                                                                  const KnnScatterScratch&, acc_t*, cudaStream_t); \
   template cudaError_t grid_to_points<scalar_t, acc_t>(int64_t, int64_t, int64_t, int, int, int, int,             \
                                                        const scalar_t*, const int32_t*, scalar_t*, cudaStream_t); \
   template cudaError_t grid_to_points_backward<scalar_t, acc_t>(int64_t, int64_t, int64_t, int, int, int, int,    \

@@ -37,6 +37,23 @@ template <typename scalar_t, typename acc_t>
 cudaError_t knn_scatter(int64_t batch, int64_t N, int64_t C, int64_t cells, int k, const scalar_t* grad_out,
                         const int32_t* index, const acc_t* weights, acc_t* grad_x, cudaStream_t stream);
 
+// Device scratch of knn_scatter_deterministic, allocated by the caller. ref_start must be
+// zero-filled.
+struct KnnScatterScratch {
+  int32_t* ref_start;  // (B, N + 1): where each point's references start in ref_list
+  int32_t* ref_rank;   // (B, cells * k): rank of each reference among its point's
+  int32_t* ref_list;   // (B, cells * k): the references (cell * k + slot) grouped by point
+};
+
+// grad_x (B, N, C) accumulator: the adjoint of knn_gather without float atomics, for
+// torch.are_deterministic_algorithms_enabled(). Each point's references are found by
+// inverting index and summed in ascending (cell, slot) order, so two runs are bit-identical.
+// Every entry of grad_x is written.
+template <typename scalar_t, typename acc_t>
+cudaError_t knn_scatter_deterministic(int64_t batch, int64_t N, int64_t C, int64_t cells, int k,
+                                      const scalar_t* grad_out, const int32_t* index, const acc_t* weights,
+                                      const KnnScatterScratch& scratch, acc_t* grad_x, cudaStream_t stream);
+
 // out (B, N, C): bilinear samples of y (B, C, h, w) at the points of an (H, W) lattice.
 template <typename scalar_t, typename acc_t>
 cudaError_t grid_to_points(int64_t batch, int64_t N, int64_t C, int H, int W, int h, int w, const scalar_t* y,

@@ -101,6 +101,20 @@ void check_lerps(int64_t B, int64_t N, int64_t C, int H, int W, int h, int w, in
            cudaSuccess);
   for (size_t e = 0; e < gx_cpu.size(); ++e) CHECK_NEAR(gx_cuda[e], gx_cpu[e], tol, tol);
 
+  // Deterministic mode: the same adjoint without float atomics, bit-identical on a rerun.
+  const int64_t refs = cells * k;
+  std::vector<int32_t> ref_rank(B * refs), ref_list(B * refs);
+  std::vector<T> gx_det(B * N * C), gx_det_again(B * N * C);
+  for (auto* out : {&gx_det, &gx_det_again}) {
+    std::vector<int32_t> ref_start(B * (N + 1), 0);
+    const infdiff::cuda::KnnScatterScratch scratch{ref_start.data(), ref_rank.data(), ref_list.data()};
+    CHECK_EQ((infdiff::cuda::knn_scatter_deterministic<T, T>(B, N, C, cells, k, grid_grad.data(), index.data(),
+                                                             weights.data(), scratch, out->data(), nullptr)),
+             cudaSuccess);
+  }
+  for (size_t e = 0; e < gx_cpu.size(); ++e) CHECK_NEAR(gx_det[e], gx_cpu[e], tol, tol);
+  for (size_t e = 0; e < gx_cpu.size(); ++e) CHECK_EQ(gx_det_again[e], gx_det[e]);
+
   const std::vector<T> points_grad = random_values<T>(B * N * C, rng);
   std::vector<T> samples_cpu(B * N * C), samples_cuda(B * N * C);
   infdiff::cpu::grid_to_points<T, T>(B, N, C, H, W, h, w, grid_grad.data(), coords.data(), samples_cpu.data());

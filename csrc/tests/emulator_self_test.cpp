@@ -2,10 +2,13 @@
 // rely on. Shared memory is per block and a barrier really waits for the whole block;
 // blocks never overlap; atomics do not lose updates; a barrier the block does not reach
 // as a whole, and an impossible launch configuration, are reported, not hung on.
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "check.h"
+#include "cuda_bf16.h"
+#include "cuda_fp16.h"
 #include "cuda_runtime.h"
 
 namespace {
@@ -79,9 +82,27 @@ void test_misuse_is_reported() {
   CHECK_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
 }
 
+// 16-bit values round to nearest, ties to even, at their own precision (11 significant bits
+// for half, 8 for bfloat16), as a GPU's conversions do.
+void test_16bit_rounding() {
+  const float h = 1.0f / 2048, b = 1.0f / 256;  // half an ulp at 1.0 of each type
+  CHECK_EQ(__half2float(__float2half_rn(1.0f + h)), 1.0f);                 // tie: to even (down)
+  CHECK_EQ(__half2float(__float2half_rn(1.0f + 3 * h)), 1.0f + 4 * h);     // tie: to even (up)
+  CHECK_EQ(__half2float(__float2half_rn(1.0f + 1.5f * h)), 1.0f + 2 * h);  // nearest
+  CHECK_EQ(__half2float(__float2half_rn(65520.0f)), INFINITY);             // past the largest half
+  CHECK_EQ(__bfloat162float(__float2bfloat16_rn(1.0f + b)), 1.0f);
+  CHECK_EQ(__bfloat162float(__float2bfloat16_rn(1.0f + 3 * b)), 1.0f + 4 * b);
+  CHECK_EQ(__bfloat162float(__float2bfloat16_rn(-1.0f - 1.5f * b)), -1.0f - 2 * b);
+  CHECK(std::isnan(__bfloat162float(__float2bfloat16_rn(NAN))));
+  cuda_emulator::round_16bit = false;  // the mode off: values kept whole
+  CHECK_EQ(__half2float(__float2half_rn(1.0f + h)), 1.0f + h);
+  cuda_emulator::round_16bit = true;
+}
+
 }  // namespace
 
 int main() {
+  test_16bit_rounding();
   test_barrier_and_shared_memory();
   test_atomics_lose_nothing();
   test_misuse_is_reported();

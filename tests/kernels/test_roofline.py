@@ -34,12 +34,6 @@ def test_warp_sectors():
     assert rl.warp_sectors(2, 30) == 2
 
 
-def test_run_sectors_count_expected_boundary_crossings():
-    assert rl.mean_run_sectors(1) == 1
-    assert rl.mean_run_sectors(7) == pytest.approx(1.75)  # 6 of 8 start slots cross a boundary
-    assert rl.mean_run_sectors(9) == 2
-
-
 def test_neighbor_map_bytes():
     assert rl.neighbor_map_bytes(rl.conv_shape(1, 3, 3, 9, 32, 3)) == 4 * (9 + 3 * 9)
 
@@ -58,11 +52,11 @@ def test_sparse_conv_floor_on_a_dense_3x3_grid():
     assert bwd.flops == pytest.approx(4 * 32 * 49 + 9 * 64)
 
 
-def test_current_kernel_sectors_of_one_lonely_point():
+def test_before_kernel_sectors_of_one_lonely_point():
     shape = rl.conv_shape(1, 1, 1, 1, 32, 3)
     # One warp: coords 2 + one lookup + (32 weight sectors + 4 x sectors) for the one present
     # tap + counts 1 + bias 4 + out 4 = 48 sectors.
-    fwd = rl.sparse_conv_current(shape)
+    fwd = rl.sparse_conv_before(shape)
     assert fwd.bytes == 48 * 32
     assert fwd.flops == 2 * 32 + 2 * 32
     # grad_x: 2 + 1 + (counts 1 + weight 32 + g 4) + store 4 = 44; grad_w: 3 rows of
@@ -70,31 +64,44 @@ def test_current_kernel_sectors_of_one_lonely_point():
     # 3 taps x 32 lanes 36 bytes apart = 288 atomic sectors; then the zero-fill of grad_w
     # (32*9 floats) and the bias sum reading grad_out (32 floats).
     assert rl.grad_w_blocks(shape) == 3
-    bwd = rl.sparse_conv_current(shape, backward=True)
+    bwd = rl.sparse_conv_before(shape, backward=True)
     assert bwd.bytes == (44 + 26 + 288) * 32 + 4 * 32 * 9 + 4 * 32
 
 
-def test_planned_kernel_sectors_of_one_lonely_point():
+def test_after_kernel_sectors_of_one_lonely_point():
     shape = rl.conv_shape(1, 1, 1, 1, 32, 3)
-    # coords 1 (one 8-byte load) + window 1 + (weight row 4 + x row 4) + counts 1 + bias 4 + out 4.
-    assert rl.sparse_conv_planned(shape).bytes == 19 * 32
+    weight_pass = 2 * 4 * 32 * 9  # the binding's transpose of the kernel: read and write
+    # 8 threads of 4 channels: coords 2 + the one in-grid tap probed twice (count, list) 2 +
+    # (weight row 4 + x row 4) for the one present tap + counts 1 + out 4 + bias 4 (one block).
+    fwd = rl.sparse_conv_after(shape)
+    assert fwd.bytes == 21 * 32 + weight_pass
+    # grad_x: 2 + 2 + (counts 1 + weight 4 + g 4) + store 4 = 17; grad_w: 3 rows of
+    # (coords 2 + counts 1 + g row 4) + 1 lookup + x row 4 = 26; 3 blocks (one per kernel row)
+    # of 3 taps x one 4-sector row of atomics = 36; the zero-fill of grad_w, the bias sum, and
+    # the kernel transposed there and grad_w back.
+    assert rl.grad_w_blocks(shape, rl.VECTOR) == 3
+    bwd = rl.sparse_conv_after(shape, backward=True)
+    assert bwd.bytes == (17 + 26 + 36) * 32 + 4 * 32 * 9 + 4 * 32 + 2 * weight_pass
 
 
 def test_grad_w_blocks_at_the_headline_size():
     # C=64: one channel tile of 64, 4 point rows a block; ceil(2048 / (7 * 4)) = 74 chunks
     # wanted, chunk = ceil(16384 / 74) = 222 points, 74 chunks; 74 * 7 rows * 4 elements.
     assert rl.grad_w_blocks(rl.conv_shape(4, 256, 256, 16384, 64, 7)) == 2072
+    # After the redesign, 16 threads of 4 channels a point and 16 point rows a block: the
+    # same 64 points a chunk at least, hence the same blocks.
+    assert rl.grad_w_blocks(rl.conv_shape(4, 256, 256, 16384, 64, 7), rl.VECTOR) == 2072
 
 
-def test_models_order_floor_planned_current():
+def test_models_order_floor_after_before():
     for size in (16, 32):
         for density in (Fraction(1), Fraction(1, 4), Fraction(1, 16)):
             shape = rl.conv_shape(4, size, size, rl.points_at(size, density), 64, 7)
             for backward in (False, True):
                 floor = rl.sparse_conv_floor(shape, backward).bytes
-                planned = rl.sparse_conv_planned(shape, backward).bytes
-                current = rl.sparse_conv_current(shape, backward).bytes
-                assert floor < planned < current, (size, density, backward)
+                after = rl.sparse_conv_after(shape, backward).bytes
+                before = rl.sparse_conv_before(shape, backward).bytes
+                assert floor < after < before, (size, density, backward)
 
 
 def test_knn_tile_size_holds_about_four_points():
@@ -140,7 +147,8 @@ def test_roofline_seconds_and_bound():
 @pytest.mark.parametrize(
     "call, name",
     [
-        (lambda: rl.sparse_conv_current(rl.conv_shape(1, 8, 8, 8, 48, 3)), "channels"),
+        (lambda: rl.sparse_conv_before(rl.conv_shape(1, 8, 8, 8, 48, 3)), "channels"),
+        (lambda: rl.sparse_conv_after(rl.conv_shape(1, 8, 8, 8, 48, 3)), "channels"),
         (lambda: rl.conv_shape(1, 8, 8, 8, 32, 4), "kernel_size"),
         (lambda: rl.conv_shape(1, 2, 2, 5, 32, 3), "points"),
         (lambda: rl.conv_shape(0, 2, 2, 1, 32, 3), "batch"),

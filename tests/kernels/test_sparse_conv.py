@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import infdiff_kernels as ik
+from infdiff_kernels import _ext
 from infdiff_kernels.sparse_conv import reference
 from infdiff_kernels.sparse_conv.neighbor_map import build_neighbor_map_op
 from infdiff_kernels.sparse_conv.ops import sparse_depthwise_conv_op
@@ -422,3 +423,33 @@ def test_build_neighbor_map_names_kernel_size(kernel_size):
     _, coords, _, _ = make_case(1, 1, 1, 0.4)
     with pytest.raises(ValueError, match=names_argument("kernel_size")):
         ik.build_neighbor_map(coords, SIZE, kernel_size)
+
+
+# ---- the C++ entry checks its own contract (callers that bypass _validate.py) ----
+
+def _raw_case(k):
+    x, coords, weight, _ = make_case(1, 3, 3, 0.5, dtype=torch.float32)
+    nmap = ik.build_neighbor_map(coords, SIZE, 3)
+    weight = torch.randn(x.shape[2], k, k)
+    return x, nmap, weight
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_cpp_entry_refuses_even_k(k):
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    x, nmap, weight = _raw_case(k)
+    with pytest.raises(RuntimeError, match=f"weight's K must be odd, got {k}"):
+        _ext.ext.sparse_conv_forward(x, nmap.coords, nmap.lookup, nmap.counts, weight, None, 0)
+    with pytest.raises(RuntimeError, match=f"weight's K must be odd, got {k}"):
+        _ext.ext.sparse_conv_backward(x, x, nmap.coords, nmap.lookup, nmap.counts, weight, 0, True, True)
+
+
+def test_cpp_entry_refuses_lookup_values_out_of_range():
+    if "cpu" not in ik.available_backends("cpu"):
+        pytest.skip("infdiff_kernels._C is not built")
+    x, nmap, weight = _raw_case(3)
+    lookup = nmap.lookup.clone()
+    lookup[0, 0, 0] = x.shape[1]  # one past the last point: the kernel would read past x
+    with pytest.raises(RuntimeError, match=r"lookup values must be in \[-1, "):
+        _ext.ext.sparse_conv_forward(x, nmap.coords, lookup, nmap.counts, weight, None, 0)
