@@ -235,6 +235,21 @@ def write_json(family: str, timings, args=None, extra: Optional[dict] = None, de
     return path
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch.device of --device, refusing a CUDA device this machine does not have with a
+    message naming the flag (rather than a traceback from deep inside the first op)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise SystemExit(f"--device {name!r}: not a torch device ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name!r}: no CUDA device here (torch {torch.__version__}, built for CUDA "
+                         f"{torch.version.cuda}); run on a GPU machine or pass --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {name!r}: only cpu and cuda are benchmarked")
+    return device
+
+
 def arg_parser(description: str) -> argparse.ArgumentParser:
     """The flags every family script takes: --quick (small sizes, few repeats: what
     `python -m bench` runs), --json PATH, --repeats, --device."""
