@@ -53,6 +53,9 @@ class Timing:
     all_s: list = field(default_factory=list)
     skipped: Optional[str] = None
     note: Optional[str] = None  # e.g. "does C times the FLOPs"
+    # Compulsory bytes of the op (bench/roofline.py's floor), when the family knows them: the
+    # report turns them into a fraction of the run's copy bandwidth.
+    floor_bytes: Optional[float] = None
 
 
 def time_fn(

@@ -184,6 +184,9 @@ def main(argv=None):
                        for b in backends + ["reference"]}
                 to_points += time_side_by_side(fns, case=case, device=device, repeats=repeats)
             floor_bytes = knn_to_grid_costs(B, size, coords.shape[1], C, out, K)["floor"].bytes
+            for t in to_grid:
+                if t.impl in backends and t.case.startswith(f"{size}^2 1/{fraction} ") and t.case.endswith(f"fwd {threads}t"):
+                    t.floor_bytes = floor_bytes
             bandwidth = copy_bandwidth(B * C * out * out * 4, device, repeats)
             fwd = f"{size}^2 1/{fraction} -> {out}^2 fwd {threads}t"
             ours = next((t for t in to_grid if t.case == fwd and t.impl == backends[0] and t.median_s), None)
