@@ -182,7 +182,8 @@ def main(argv=None):
                     to_grid.append(skipped(case, "pyg", "torch_geometric is not installed"))
                 fns = {b: _timed(lambda t, b=b: ik.grid_to_points(t, coords, (size, size), backend=b), y)[mode]
                        for b in backends + ["reference"]}
-                to_points += time_side_by_side(fns, case=case, device=device, repeats=repeats)
+                # Its own case name: the report groups records by case and implementation.
+                to_points += time_side_by_side(fns, case=f"grid_to_points {case}", device=device, repeats=repeats)
             floor_bytes = knn_to_grid_costs(B, size, coords.shape[1], C, out, K)["floor"].bytes
             for t in to_grid:
                 if t.impl in backends and t.case.startswith(f"{size}^2 1/{fraction} ") and t.case.endswith(f"fwd {threads}t"):

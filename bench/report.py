@@ -21,8 +21,8 @@ BASELINES = {"sparse_conv": "dense", "knn": "ckdtree", "spectral": "roundtrip"}
 # ∞-Diff (Table 3, FFHQ 128): training speedup at these coordinate fractions.
 PAPER_SPEEDUP = {1.0: 1.0, 0.5: 1.0, 0.25: 1.3, 0.125: 1.6}
 _DENSITY = re.compile(r"(?:d=)?\b1/(\d+)\b")
-_FULL = re.compile(r"\bd=1\b")
-_MODE = re.compile(r"\b(fwd\+bwd(?:\(x\))?|fwd)\b")
+_FULL = re.compile(r"\bd=1(?![/\d])")
+_MODE = re.compile(r"(?<![\w+])(fwd\+bwd\(x\)|fwd\+bwd|fwd)(?![\w+(])")
 
 
 def density_of(case: str):
@@ -47,8 +47,8 @@ def _series(payload):
         d = density_of(t["case"])
         if d is None:
             continue
-        rest = _DENSITY.sub("", _FULL.sub("", t["case"]))
-        key = (mode_of(t["case"]), t["impl"], " ".join(w for w in rest.split() if w != mode_of(t["case"])))
+        rest = _MODE.sub("", _DENSITY.sub("", _FULL.sub("", t["case"])))
+        key = (mode_of(t["case"]), t["impl"], " ".join(rest.split()))
         out.setdefault(key, []).append((d, t["median_s"]))
     return {k: sorted(v) for k, v in out.items()}
 
@@ -71,6 +71,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_time_vs_density(families, path):
     panels = [(f, p) for f, p in families.items() if _series(p)]
     if not panels:
@@ -87,10 +94,7 @@ def plot_time_vs_density(families, path):
         ax.set_ylabel("median time (ms)")
         ax.set_title(family)
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_ratio_to_baseline(families, path):
@@ -107,10 +111,7 @@ def plot_ratio_to_baseline(families, path):
     ax.set_yticks(range(len(rows)), labels, fontsize=6)
     ax.set_xlabel("time / baseline time (lower is faster; baselines: "
                   + ", ".join(f"{f} {b}" for f, b in BASELINES.items()) + ")")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_train_speedup(families, path):
@@ -131,10 +132,7 @@ def plot_train_speedup(families, path):
     ax.set_xlabel("coordinate fraction")
     ax.set_ylabel("training-step speedup vs all coordinates")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def bandwidth_rows(families, copy_bandwidth):
@@ -159,10 +157,7 @@ def plot_bandwidth(families, copy_bandwidth, path):
     ax.set_yticks(range(len(rows)), [n for n, _ in rows], fontsize=6)
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xlabel(f"compulsory bytes / time, as a fraction of a measured copy ({copy_bandwidth / 1e9:.1f} GB/s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def markdown(families, machine, copy_bandwidth, plots, failed=()):

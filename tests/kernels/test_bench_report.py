@@ -67,3 +67,28 @@ def test_report_writes_json_markdown_and_plots(tmp_path):
 def test_report_without_plottable_records_writes_no_png(tmp_path):
     paths = write_report({"roofline": {"timings": []}}, tmp_path, "empty")
     assert [p.suffix for p in paths] == [".json", ".md"]
+
+
+def test_runner_writes_the_report_of_what_ran(tmp_path, capsys):
+    from bench.__main__ import main
+
+    assert main(["--results", str(tmp_path), "no_such_family"]) == 0
+    assert "skipped (bench/no_such_family.py does not exist)" in capsys.readouterr().out
+    (json_path,) = tmp_path.glob("*.json")
+    data = json.loads(json_path.read_text())
+    assert data["families"] == {} and data["copy_bandwidth_Bps"] > 0
+    assert json_path.with_suffix(".md").exists()
+
+
+def test_series_keep_modes_and_ops_apart():
+    from bench.report import _series, mode_of
+
+    assert mode_of("128^2 d=1/4 fwd+bwd(x)") == "fwd+bwd(x)"
+    assert mode_of("128^2 d=1 fwd+bwd") == "fwd+bwd"
+    payload = {"timings": [timing("128^2 d=1 fwd", "cpu", 1.0), timing("128^2 d=1/4 fwd", "cpu", 0.3),
+                           timing("128^2 d=1/4 fwd+bwd(x)", "cpu", 0.5),
+                           timing("grid_to_points 128^2 d=1/4 fwd", "cpu", 0.1)]}
+    series = _series(payload)
+    assert series[("fwd", "cpu", "128^2")] == [(0.25, 0.3), (1.0, 1.0)]
+    assert series[("fwd+bwd(x)", "cpu", "128^2")] == [(0.25, 0.5)]
+    assert series[("fwd", "cpu", "grid_to_points 128^2")] == [(0.25, 0.1)]
