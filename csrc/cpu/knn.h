@@ -131,7 +131,7 @@ void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int
   std::vector<int32_t> tile_start, tile_points;
   if (!brute) bucket_points(g, batch, N, coords, tile_start, tile_points);
   const int64_t tiles = static_cast<int64_t>(g.tiles_h) * g.tiles_w;
-#pragma omp parallel
+#pragma omp parallel if (!brute)  // a few cells: no second barrier to wait at on a busy machine
   {
     std::vector<int64_t> dist(std::max(k, 1));
 #pragma omp for schedule(dynamic, 64)

@@ -82,7 +82,9 @@ inline void fill_lattice_map(const LatticePlan& plan, int64_t batch, int64_t N,
                              const int32_t* coords, std::vector<int32_t>& map, std::vector<char>& distinct) {
   map.assign(batch * plan.plane, -1);
   distinct.assign(batch, 1);
-#pragma omp parallel for schedule(static)
+  // Threads only for large fills: every parallel region ends at a barrier that, on a shared
+  // machine, waits for a thread without a core, and this fill is a small part of the search.
+#pragma omp parallel for schedule(static) if (batch * N >= (int64_t{1} << 20))
   for (int64_t b = 0; b < batch; ++b) {
     int32_t* m = map.data() + b * plan.plane + plan.Ra * plan.stride + plan.Rb;
     const int32_t* cb = coords + b * N * 2;
