@@ -20,25 +20,6 @@ FAMILIES = ("sparse_conv", "knn", "spectral", "train_step", "sampler", "roofline
 NOT_FAMILIES = ("report", "conftest")
 
 
-def copy_bandwidth(device="cpu", nbytes=64 << 20, repeats=5) -> float:
-    """Bytes per second of a torch copy (read + write) of an `nbytes` buffer, best of
-    `repeats`: the yardstick the report's bandwidth fractions divide by."""
-    import torch
-
-    from ._common import synchronize
-
-    src = torch.ones(nbytes // 4, device=device)
-    dst = torch.empty_like(src)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        synchronize(device)
-        start = time.perf_counter()
-        dst.copy_(src)
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * nbytes / best
-
-
 def report_stem(machine: str = None) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", machine or platform.node() or "machine").strip("-")
     return f"{name}-{time.strftime('%Y-%m-%d')}"
@@ -71,7 +52,7 @@ def main(argv=None) -> int:
                 failed.append(family)
                 continue
             payloads[family] = json.loads(part.read_text())
-    from ._common import machine_info
+    from ._common import copy_bandwidth, machine_info
     from .report import write_report
 
     device = args.device or "cpu"

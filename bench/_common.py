@@ -131,6 +131,16 @@ def time_side_by_side(
     return out
 
 
+def copy_bandwidth(device="cpu", nbytes: int = 64 << 20, repeats: int = 5) -> float:
+    """Bytes per second of a torch copy (read + write) of an `nbytes` buffer, best of `repeats`:
+    the yardstick of the memory-floor fractions. 64 MB by default, past the last-level caches
+    of most CPUs (a copy that fits in one measures the cache, not the memory)."""
+    src = torch.ones(max(nbytes // 4, 1), device=device)
+    dst = torch.empty_like(src)
+    t = time_fn(lambda: dst.copy_(src), case="copy", impl="copy", device=device, repeats=repeats)
+    return 2 * src.numel() * 4 / stat_of(t, "min")
+
+
 def skipped(case: str, impl: str, reason: str) -> Timing:
     return Timing(case, impl, skipped=reason)
 

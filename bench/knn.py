@@ -19,8 +19,8 @@ lattice ties; it is timed, not checked. Points are sorted in row-major order, as
 keeps them.
 
 The memory floor (bench/roofline.py's "floor" bytes: x, coords and the output each moved once)
-is turned into a time with a copy bandwidth measured in the same run (a torch copy of a buffer
-as large as the op's output), and reported as floor time / op time.
+is turned into a time with a copy bandwidth measured in the same run (a torch copy of 64 MB,
+bench._common.copy_bandwidth), and reported as floor time / op time.
 """
 import importlib
 import sys
@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 import infdiff_kernels as ik
 
-from ._common import arg_parser, ratio_table, resolve_device, skipped, stat_of, time_fn, time_side_by_side, write_json
+from ._common import (arg_parser, copy_bandwidth, ratio_table, resolve_device, skipped, stat_of, time_side_by_side,
+                      write_json)
 from .roofline import knn_to_grid_costs
 
 FAMILY = "knn"
@@ -119,14 +120,6 @@ def make_points(size, fraction, generator):
     return torch.stack([linear // size, linear % size], -1).to(torch.int32)
 
 
-def copy_bandwidth(nbytes, device, repeats):
-    """Bytes per second of a torch copy of an `nbytes` buffer (read + write), best of `repeats`."""
-    src = torch.ones(max(nbytes // 4, 1), device=device)
-    dst = torch.empty_like(src)
-    t = time_fn(lambda: dst.copy_(src), case="copy", impl="copy", device=device, repeats=repeats)
-    return 2 * src.numel() * 4 / stat_of(t, "min")
-
-
 def thread_settings(device, threads=None):
     """(threads, cKDTree workers) pairs: `threads` (a list) or one thread, then the default
     count when it is more. workers=1 goes with one thread, all cores (-1) otherwise."""
@@ -188,7 +181,7 @@ def main(argv=None):
             for t in to_grid:
                 if t.impl in backends and t.case.startswith(f"{size}^2 1/{fraction} ") and t.case.endswith(f"fwd {threads}t"):
                     t.floor_bytes = floor_bytes
-            bandwidth = copy_bandwidth(B * C * out * out * 4, device, repeats)
+            bandwidth = copy_bandwidth(device, repeats=repeats)
             fwd = f"{size}^2 1/{fraction} -> {out}^2 fwd {threads}t"
             ours = next((t for t in to_grid if t.case == fwd and t.impl == backends[0] and t.median_s), None)
             base = next((t for t in to_grid if t.case == fwd and t.impl == "ckdtree" and t.median_s), None)
