@@ -53,6 +53,9 @@ class Timing:
     all_s: list = field(default_factory=list)
     skipped: Optional[str] = None
     note: Optional[str] = None  # e.g. "does C times the FLOPs"
+    # Compulsory bytes of the op (bench/roofline.py's floor), when the family knows them: the
+    # report turns them into a fraction of the run's copy bandwidth.
+    floor_bytes: Optional[float] = None
 
 
 def time_fn(
@@ -126,6 +129,16 @@ def time_side_by_side(
             s = samples[impl]
             out.append(Timing(case, impl, statistics.median(s), len(s), s, note=notes.get(impl)))
     return out
+
+
+def copy_bandwidth(device="cpu", nbytes: int = 64 << 20, repeats: int = 5) -> float:
+    """Bytes per second of a torch copy (read + write) of an `nbytes` buffer, best of `repeats`:
+    the yardstick of the memory-floor fractions. 64 MB by default, past the last-level caches
+    of most CPUs (a copy that fits in one measures the cache, not the memory)."""
+    src = torch.ones(max(nbytes // 4, 1), device=device)
+    dst = torch.empty_like(src)
+    t = time_fn(lambda: dst.copy_(src), case="copy", impl="copy", device=device, repeats=repeats)
+    return 2 * src.numel() * 4 / stat_of(t, "min")
 
 
 def skipped(case: str, impl: str, reason: str) -> Timing:
@@ -233,6 +246,21 @@ def write_json(family: str, timings, args=None, extra: Optional[dict] = None, de
         payload.update(extra)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch.device of --device, refusing a CUDA device this machine does not have with a
+    message naming the flag (rather than a traceback from deep inside the first op)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise SystemExit(f"--device {name!r}: not a torch device ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name!r}: no CUDA device here (torch {torch.__version__}, built for CUDA "
+                         f"{torch.version.cuda}); run on a GPU machine or pass --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {name!r}: only cpu and cuda are benchmarked")
+    return device
 
 
 def arg_parser(description: str) -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import torch
 
-from ._common import arg_parser, skipped, time_fn, write_json
+from ._common import arg_parser, resolve_device, skipped, time_fn, write_json
 
 FAMILY = "roofline"
 B, C, K, KNN_K = 4, 64, 7, 3
@@ -496,7 +496,7 @@ def main(argv=None):
     rows = model_rows(sizes, densities)
 
     measured, timings = None, []
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     if device.type == "cuda" and torch.cuda.is_available():
         times, timings = measure(sizes, densities, device, repeats)
         measured = {"gpu": matching_gpu(device), "times": times}

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 import infdiff_kernels as ik
 
-from ._common import arg_parser, ratio_table, skipped, stat_of, time_side_by_side, write_json
+from ._common import arg_parser, ratio_table, resolve_device, skipped, stat_of, time_side_by_side, write_json
 
 FAMILY = "sparse_conv"
 B, C, K = 4, 64, 7
@@ -142,32 +142,38 @@ def torchsparse_unavailable_reason():
     return "torchsparse imports, but this benchmark has no TorchSparse runner yet"
 
 
-def run_case(size, density, backends, repeats, generator, peers):
-    """Timings of one (size, density): every mode of every implementation, plus the
-    neighbour-map build next to one cpu forward."""
+def main_backend(backends):
+    """The compiled backend of the device ("cpu" or "cuda") when present, else the first."""
+    return next((b for b in ("cpu", "cuda") if b in backends), backends[0])
+
+
+def run_case(size, density, backends, repeats, generator, peers, device=torch.device("cpu")):
+    """Timings of one (size, density) on `device`: every mode of every implementation, plus
+    the neighbour-map build next to one forward of the device's compiled backend."""
     label = f"{size}^2 d={density}"
-    coords = make_points(B, size, density, generator)
+    coords = make_points(B, size, density, generator).to(device)
     n = coords.shape[1]
-    x = torch.randn(B, n, C, generator=generator)
-    weight = torch.randn(C, K, K, generator=generator) / K
-    bias = torch.randn(C, generator=generator)
-    grad_sparse = torch.randn(B, n, C, generator=generator)
-    image = torch.randn(B, C, size, size, generator=generator)
-    grad_dense = torch.randn(B, C, size, size, generator=generator)
+    draw = lambda *shape: torch.randn(*shape, generator=generator).to(device)  # same values on every device
+    x = draw(B, n, C)
+    weight = draw(C, K, K) / K
+    bias = draw(C)
+    grad_sparse = draw(B, n, C)
+    image = draw(B, C, size, size)
+    grad_dense = draw(B, C, size, size)
     nmap = ik.build_neighbor_map(coords, (size, size), K)
 
     impls = {"dense": dense_fns(image, weight, bias, grad_dense)}
     for backend in backends:
         impls[backend] = sparse_backend_fns(backend, x, coords, (size, size), weight, bias, nmap, grad_sparse)
     notes = {}
-    if peers["spconv"] is None:
+    if peers["spconv"] is None and device.type == "cpu":
         impls["spconv"] = spconv_fns(x, coords, (size, size), grad_sparse, peers["spconv backward"] is None)
         notes["spconv"] = f"SubMConv2d {C}->{C}, normalize='none': {C}x the multiply-adds of depthwise"
 
     timings = []
     for mode in MODES:
         fns = {impl: modes[mode] for impl, modes in impls.items() if mode in modes}
-        timings += time_side_by_side(fns, case=f"{label} {mode}", repeats=repeats, notes=notes)
+        timings += time_side_by_side(fns, case=f"{label} {mode}", device=device, repeats=repeats, notes=notes)
         for peer in ("spconv", "torchsparse"):
             reason = peers[peer] or (peers["spconv backward"] if peer == "spconv" and mode != "fwd" else None)
             if reason is not None:
@@ -175,10 +181,10 @@ def run_case(size, density, backends, repeats, generator, peers):
 
     # Cheap calls, noisy on a shared machine: more repeats.
     build = {
-        "cpu fwd": impls["cpu" if "cpu" in impls else backends[0]]["fwd"],
+        f"{main_backend(backends)} fwd": impls[main_backend(backends)]["fwd"],
         "build_neighbor_map": lambda: ik.build_neighbor_map(coords, (size, size), K),
     }
-    build_timings = time_side_by_side(build, case=label, warmup=2, repeats=3 * repeats)
+    build_timings = time_side_by_side(build, case=label, device=device, warmup=2, repeats=3 * repeats)
     return timings, build_timings
 
 
@@ -248,16 +254,19 @@ def main(argv=None):
         "--skip", nargs="*", default=[], metavar="IMPL", help="implementations not to run, e.g. reference spconv"
     )
     args = parser.parse_args(argv)
-    if args.device != "cpu":
-        print(f"note: only CPU tensors are benchmarked here so far; ignoring --device {args.device}", file=sys.stderr)
+    device = resolve_device(args.device)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
     densities = args.densities or (QUICK_DENSITIES if args.quick else FULL_DENSITIES)
     repeats = args.repeats or (2 if args.quick else 5)
     # The Triton interpreter is a correctness tool, far too slow to time: triton only on a GPU.
-    backends = [b for b in ik.available_backends("cpu") if b != "triton" and b not in args.skip]
+    backends = [b for b in ik.available_backends(device) if b not in args.skip]
+    if device.type == "cpu" and "triton" in backends:
+        backends.remove("triton")
     spconv_reason, spconv_backward_reason = spconv_unavailable_reasons()
     if "spconv" in args.skip:
         spconv_reason = "not run (--skip spconv)"
+    elif device.type != "cpu":
+        spconv_reason = "timed on CPU only here (its CUDA build is a separate wheel)"
     peers = {
         "spconv": spconv_reason,
         "spconv backward": spconv_backward_reason,
@@ -268,7 +277,7 @@ def main(argv=None):
     timings, build_timings = [], []
     for size in sizes:
         for density in densities:
-            t, bt = run_case(size, density, backends, repeats, generator, peers)
+            t, bt = run_case(size, density, backends, repeats, generator, peers, device)
             timings += t
             build_timings += bt
             print(f"  done {size}^2 d={density}", file=sys.stderr, flush=True)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import infdiff_kernels as ik
 
-from ._common import arg_parser, ratio_table, stat_of, time_side_by_side, write_json
+from ._common import arg_parser, ratio_table, resolve_device, stat_of, time_side_by_side, write_json
 
 FAMILY = "spectral"
 BC = 64
@@ -51,10 +51,10 @@ def conv2d_blur(x, taps, r):
     return F.conv2d(y, taps.view(1, 1, 1, -1))
 
 
-def implementations(size, headline_only, big):
+def implementations(size, headline_only, big, device=torch.device("cpu")):
     g = torch.Generator().manual_seed(0)
-    x0 = torch.randn(BC, size, size, generator=g)
-    noise = torch.randn(BC, size, size, generator=g)
+    x0 = torch.randn(BC, size, size, generator=g).to(device)
+    noise = torch.randn(BC, size, size, generator=g).to(device)
     sigma = SIGMA_PX / size
     taps, r = gaussian_taps(SIGMA_PX, x0.dtype)
     fns = {
@@ -71,7 +71,7 @@ def implementations(size, headline_only, big):
         "2x mollify:periodic": lambda: (ik.mollify(x0, sigma, "periodic"), ik.mollify(noise, sigma, "periodic")),
         "conv2d:reflect": lambda: conv2d_blur(x0[:, None], taps, r),
     })
-    if not big:
+    if not big and device.type == "cpu":  # scipy runs on host arrays only
         import scipy.ndimage as ndi
 
         x_np = x0.numpy()
@@ -91,16 +91,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device != "cpu":
-        print(f"note: timing on {args.device} is not wired here yet; running on cpu")
+    device = resolve_device(args.device)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
     timings = []
     for size in sizes:
         big = size >= BIG
         repeats = args.repeats or (3 if args.quick or big else 11)
         case = f"{BC}x{size}^2"
-        fns = implementations(size, args.only_headline, big)
-        timings += time_side_by_side(fns, case=case, repeats=repeats, warmup=1)
+        fns = implementations(size, args.only_headline, big, device)
+        timings += time_side_by_side(fns, case=case, device=device, repeats=repeats, warmup=1)
         print(f"  {case}: done", flush=True)
     for stat in ("median", "min"):
         print(ratio_table(timings, baseline="roundtrip", title=f"spectral filters, float32, B*C={BC}, sigma=2px", stat=stat))
@@ -125,7 +124,7 @@ def main(argv=None):
             f"{ref / base:.3f}x (target <= 2.0), fused q_sample {two / q:.2f}x faster than two mollifies "
             f"(target >= 1.7){mark}"
         )
-    path = write_json(FAMILY, timings, args, extra={"targets": targets, "sigma_px": SIGMA_PX, "bc": BC})
+    path = write_json(FAMILY, timings, args, extra={"targets": targets, "sigma_px": SIGMA_PX, "bc": BC}, device=device)
     print(f"wrote {path}")
     return 0
 

@@ -33,7 +33,7 @@ import torch
 from infdiff.config import load_config
 from infdiff.train import Trainer
 
-from ._common import arg_parser, ratio_table, time_side_by_side, write_json
+from ._common import arg_parser, ratio_table, resolve_device, time_side_by_side, write_json
 
 FAMILY = "train_step"
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,7 +266,7 @@ def main(argv=None):
     if Fraction(1) not in fractions:
         fractions.insert(0, Fraction(1))
     repeats = args.repeats or (3 if args.quick else 5)
-    device = args.device
+    device = str(resolve_device(args.device))
 
     timings, extra = [], {"train_step_speedup": {}, "peak_memory_bytes": {}, "component_share": {}, "paper_speedup": {
         str(float(f)): s for f, s in PAPER_SPEEDUP.items()}, "preset": PRESET}

@@ -169,9 +169,14 @@ def points(x, coords, size, x_name="x"):
 def coords_in_range(coords, size):
     h, w = size
     if coords.numel():
-        rows, cols = coords[..., 0], coords[..., 1]
-        bad = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
-        if bool(bad.any()):
+        # One reduction decides, the elementwise mask that names the point runs only on
+        # failure: 0.09 ms instead of 0.23 for bench/knn.py's 4 x 16384 points (1 thread), and
+        # one parallel region instead of seven for a thread without a core to hold up.
+        lo, hi = torch.aminmax(coords.reshape(-1, 2), dim=0)
+        (row_lo, col_lo), (row_hi, col_hi) = lo.tolist(), hi.tolist()
+        if row_lo < 0 or col_lo < 0 or row_hi >= h or col_hi >= w:
+            rows, cols = coords[..., 0], coords[..., 1]
+            bad = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
             b, n = (int(i) for i in bad.nonzero()[0])
             raise ValueError(
                 f"coords[{b}, {n}] = {coords[b, n].tolist()} lies outside the grid [0, {h}) x [0, {w}) given by size"

@@ -13,7 +13,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <vector>
+
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #include "../common/knn_math.h"
 
@@ -77,7 +82,9 @@ inline void fill_lattice_map(const LatticePlan& plan, int64_t batch, int64_t N,
                              const int32_t* coords, std::vector<int32_t>& map, std::vector<char>& distinct) {
   map.assign(batch * plan.plane, -1);
   distinct.assign(batch, 1);
-#pragma omp parallel for schedule(static)
+  // Threads only for large fills: every parallel region ends at a barrier that, on a shared
+  // machine, waits for a thread without a core, and this fill is a small part of the search.
+#pragma omp parallel for schedule(static) if (batch * N >= (int64_t{1} << 20))
   for (int64_t b = 0; b < batch; ++b) {
     int32_t* m = map.data() + b * plan.plane + plan.Ra * plan.stride + plan.Rb;
     const int32_t* cb = coords + b * N * 2;
@@ -126,6 +133,155 @@ inline bool lattice_search_cell(const LatticePlan& plan, int k, const int32_t* m
     for (int h = 0; h < hits; ++h) count = knn_offer(dist, index, count, k, cand_d[h], cand_p[h]);
   }
   return count == k && plan.outside > dist[k - 1];
+}
+
+// Cell classes: the D of the pixel at offset (a, b) from a cell's nearest pixel depends only
+// on (i mod py, j mod px) with py = h / gcd(H, h), px = w / gcd(W, w) (moving py cells moves
+// the nearest pixel by a whole number of lattice rows). For each class the box offsets are
+// sorted by their exact D, so a cell's search reads its map in distance order: the first hits
+// are already its nearest, and it stops at the first offset farther than the k-th hit. Each
+// entry carries the inverse-square weight of its D, so the weights cost one division per cell.
+struct ClassEntry {
+  int64_t D;
+  double inv;  // inverse_square_weight(D), before normalisation
+  int32_t delta;
+};
+
+struct LatticeClasses {
+  int py = 0, px = 0;
+  std::vector<int64_t> start;  // (py * px + 1): entries of class (ry, rx) at [start[c], start[c + 1])
+  std::vector<ClassEntry> entries;
+  std::vector<int32_t> delta;     // entries[q].delta, packed for the hit mask
+  std::vector<int32_t> tie_end;   // one past the last entry of the class with entries[q]'s D
+  int mask_length = 0;            // entries the hit mask covers (<= 64)
+  bool usable = false;
+};
+
+// More classes than this and the tables outgrow the caches: the bound-ordered scan then runs.
+constexpr int64_t kMaxLatticeClasses = 64;
+
+inline __int128 class_axis_term(int i, int a, int in_size, int out_size, int64_t scale) {
+  const __int128 e = static_cast<__int128>(lattice_offset(nearest_lattice_index(i, in_size, out_size) + a, i, in_size, out_size)) * scale;
+  return e * e;
+}
+
+inline LatticeClasses make_lattice_classes(const KnnGeometry& g, const LatticePlan& plan, int64_t N, int k) {
+  LatticeClasses c;
+  c.py = g.h / std::gcd(g.H, g.h);
+  c.px = g.w / std::gcd(g.W, g.w);
+  if (!plan.usable || static_cast<int64_t>(c.py) * c.px > kMaxLatticeClasses) return c;
+  c.start.push_back(0);
+  for (int ry = 0; ry < c.py; ++ry) {
+    for (int rx = 0; rx < c.px; ++rx) {
+      const size_t first = c.entries.size();
+      for (int a = -plan.Ra; a <= plan.Ra; ++a) {
+        const __int128 ty = class_axis_term(ry, a, g.H, g.h, g.sy);
+        for (int b = -plan.Rb; b <= plan.Rb; ++b) {
+          const __int128 D = ty + class_axis_term(rx, b, g.W, g.w, g.sx);
+          // At or beyond the box's outside bound an entry can never be needed: a cell whose
+          // k-th D reaches that bound is not proven by the box and takes the tile search.
+          if (D >= static_cast<__int128>(plan.outside)) continue;
+          const int64_t d = static_cast<int64_t>(D);
+          c.entries.push_back({d, inverse_square_weight(g, d), static_cast<int32_t>(a * plan.stride + b)});
+        }
+      }
+      std::sort(c.entries.begin() + first, c.entries.end(), [](const ClassEntry& x, const ClassEntry& y) {
+        return x.D < y.D || (x.D == y.D && x.delta < y.delta);
+      });
+      c.start.push_back(static_cast<int64_t>(c.entries.size()));
+      c.tie_end.resize(c.entries.size());
+      for (size_t q = c.entries.size(); q-- > first;) {
+        const bool last = q + 1 == c.entries.size() || c.entries[q + 1].D != c.entries[q].D;
+        c.tie_end[q] = last ? static_cast<int32_t>(q + 1 - first) : c.tie_end[q + 1];
+      }
+    }
+  }
+  for (const ClassEntry& e : c.entries) c.delta.push_back(e.delta);
+  // About 2.5 k expected hits: the k-th and its ties then lie inside the mask for all but a
+  // few cells, which take the walk.
+  const double fill = static_cast<double>(N) / (static_cast<double>(g.H) * g.W);
+  int64_t length = static_cast<int64_t>(std::min(64.0, std::ceil(2.5 * k / std::max(fill, 1e-9))));
+  length = (length + 7) / 8 * 8;  // whole gathers
+  for (int64_t q = 0; q + 1 < static_cast<int64_t>(c.start.size()); ++q)
+    length = std::min(length, (c.start[q + 1] - c.start[q]) / 8 * 8);  // 0: every cell takes the walk
+  c.mask_length = static_cast<int>(length);
+  c.usable = true;
+  return c;
+}
+
+// knn_offer carrying each neighbour's inverse-square weight along.
+inline int knn_offer_weighted(int64_t* dist, int32_t* index, double* inv, int count, int k, int64_t d, int32_t p,
+                              double a) {
+  if (count == k && !knn_before(d, p, dist[k - 1], index[k - 1])) return count;
+  int slot = count < k ? count : k - 1;
+  while (slot > 0 && knn_before(d, p, dist[slot - 1], index[slot - 1])) {
+    dist[slot] = dist[slot - 1];
+    index[slot] = index[slot - 1];
+    inv[slot] = inv[slot - 1];
+    --slot;
+  }
+  dist[slot] = d;
+  index[slot] = p;
+  inv[slot] = a;
+  return count < k ? count + 1 : count;
+}
+
+// The k nearest points of a cell from a bit mask of which of its class's first L entries hold
+// a point: the k-th set bit is the k-th nearest hit, and every hit up to the end of that
+// entry's tie group (equal D) is offered, so ties still go to the smaller index. Branches
+// depend only on the few hits offered, not on each entry. False (nothing decided) when the
+// mask holds fewer than k hits or the tie group runs past it; the entries are all inside the
+// box's proven range, so a true result needs no further proof.
+inline bool lattice_mask_search_cell(const ClassEntry* e, const int32_t* delta, const int32_t* tie_end, int L, int k,
+                                     const int32_t* map_centre, int64_t* dist, int32_t* index, double* inv) {
+  uint64_t mask = 0;
+#ifdef __AVX2__
+  // L is a multiple of 8 here: 8 map reads per gather, a hit is a clear sign bit.
+  for (int q = 0; q < L; q += 8) {
+    const __m256i v = _mm256_i32gather_epi32(map_centre, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(delta + q)), 4);
+    mask |= static_cast<uint64_t>(~_mm256_movemask_ps(_mm256_castsi256_ps(v)) & 0xff) << q;
+  }
+#else
+  for (int q = 0; q < L; ++q) mask |= static_cast<uint64_t>(map_centre[delta[q]] >= 0) << q;
+#endif
+  uint64_t m = mask;
+  for (int s = 1; s < k && m; ++s) m &= m - 1;
+  if (m == 0) return false;
+  const int end = tie_end[__builtin_ctzll(m)];
+  if (end > L) return false;
+  uint64_t cand = end == 64 ? mask : mask & ((uint64_t{1} << end) - 1);
+  int count = 0;
+  while (cand) {
+    const int q = __builtin_ctzll(cand);
+    cand &= cand - 1;
+    count = knn_offer_weighted(dist, index, inv, count, k, e[q].D, map_centre[delta[q]], e[q].inv);
+  }
+  return true;
+}
+
+// The k nearest points of a cell through its class's sorted entries [e, e + n); false when the
+// box cannot prove them. Entries are read in small groups whose hits are compacted without
+// branches (a hit is a coin flip at typical densities); offering a group's farther entries
+// after the k-th hit is harmless, they are rejected.
+inline bool lattice_class_search_cell(const ClassEntry* e, int64_t n, int64_t outside, int k,
+                                      const int32_t* map_centre, int64_t* dist, int32_t* index, double* inv) {
+  constexpr int kGroup = 4;
+  int count = 0;
+  for (int64_t q0 = 0; q0 < n; q0 += kGroup) {
+    if (count == k && e[q0].D > dist[k - 1]) return true;
+    int32_t cand_p[kGroup], cand_q[kGroup];
+    int hits = 0;
+    const int64_t q1 = std::min<int64_t>(q0 + kGroup, n);
+    for (int64_t q = q0; q < q1; ++q) {
+      const int32_t p = map_centre[e[q].delta];
+      cand_p[hits] = p;
+      cand_q[hits] = static_cast<int32_t>(q);
+      hits += p >= 0;
+    }
+    for (int h = 0; h < hits; ++h)
+      count = knn_offer_weighted(dist, index, inv, count, k, e[cand_q[h]].D, cand_p[h], e[cand_q[h]].inv);
+  }
+  return count == k && outside > dist[k - 1];
 }
 
 }  // namespace cpu
