@@ -22,6 +22,7 @@ DATASETS = ("mnist", "cahn_hilliard", "fashion_mnist", "image_folder", "grf", "g
 BOUNDARIES = ("reflect", "periodic")
 NORMALIZE_MODES = ("partial", "mean", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "cosine")
 NOISE_MODES = ("function", "pixel")
 FAMILIES = ("mollified", "fno")
 FUNCTION_NOISES = ("trace_class", "white")
@@ -135,6 +136,10 @@ class ModelConfig:
 class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-4
+    # constant, or cosine: lr * (1 + cos(pi * step / steps)) / 2, annealing to 0 at train.steps
+    # (a short run ends on weights the noise of a large step has not just moved)
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0  # linear ramp from lr / warmup_steps over the first steps
     weight_decay: float = 0.0
     steps: int = 2000
     max_minutes: float = 0.0  # stop after this wall-clock time (0 = no limit)
@@ -282,6 +287,8 @@ def _check(cfg: Config):
         ("model.time_dim", m.time_dim >= 2 and m.time_dim % 2 == 0, f"must be even and >= 2, got {m.time_dim}"),
         ("train.batch_size", t.batch_size >= 1, f"must be >= 1, got {t.batch_size}"),
         ("train.lr", t.lr > 0, f"must be > 0, got {t.lr}"),
+        ("train.lr_schedule", t.lr_schedule in LR_SCHEDULES, f"must be one of {LR_SCHEDULES}, got {t.lr_schedule!r}"),
+        ("train.warmup_steps", t.warmup_steps >= 0, f"must be >= 0, got {t.warmup_steps}"),
         ("train.weight_decay", t.weight_decay >= 0, f"must be >= 0, got {t.weight_decay}"),
         ("train.steps", t.steps >= 0, f"must be >= 0, got {t.steps}"),
         ("train.max_minutes", t.max_minutes >= 0, f"must be >= 0, got {t.max_minutes}"),

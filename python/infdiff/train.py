@@ -62,7 +62,8 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradients became NaN or Inf: training stops before the weights take them."""
 
 
-# Fields that steer a run without changing what it learns: a resume may change them freely.
+# Fields that steer a run without changing what it learns: a resume may change them freely
+# (train.steps also ends the cosine learning-rate curve: a resume with more steps stretches it).
 RESUME_MAY_CHANGE = frozenset({
     "train.steps", "train.max_minutes", "train.out_dir", "train.ckpt_every", "train.sample_every",
     "train.sample_n", "train.log_every", "train.device", "train.compile", "train.adapt_threads", "data.num_workers",
@@ -95,6 +96,18 @@ def _non_finite(tensors):
 
 
 @torch.no_grad()
+def scheduled_lr(train_cfg, step):
+    """The learning rate of optimizer step `step` (0-based) under train.lr_schedule and
+    train.warmup_steps; a function of the step alone, so a resumed run follows the same curve."""
+    t = train_cfg
+    lr = t.lr
+    if t.lr_schedule == "cosine" and t.steps > 0:
+        lr *= 0.5 * (1 + math.cos(math.pi * min(step, t.steps) / t.steps))
+    if step < t.warmup_steps:
+        lr *= (step + 1) / t.warmup_steps
+    return lr
+
+
 def ema_update(ema, model, decay):
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1 - decay)
@@ -247,6 +260,8 @@ class Trainer:
                 f"and {self._kept()}. Lower train.lr, set train.grad_clip > 0 or check the data"
             )
         self._updating = True
+        for group in self.opt.param_groups:
+            group["lr"] = scheduled_lr(t, self.step)
         self.scaler.step(self.opt)
         self.scaler.update()
         ema_update(self.ema, self.model, t.ema_decay)
@@ -406,4 +421,5 @@ def config_from_checkpoint(state):
     return from_dict(state["config"])
 
 
-__all__ = ["Trainer", "TrainingDiverged", "config_differences", "config_from_checkpoint", "ema_update", "train"]
+__all__ = ["Trainer", "TrainingDiverged", "config_differences", "config_from_checkpoint", "ema_update", "scheduled_lr",
+           "train"]

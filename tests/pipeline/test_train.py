@@ -68,3 +68,46 @@ def test_metrics_file_left_empty_by_a_kill_gets_its_header(tiny_cfg):
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [5]
+
+
+def test_cosine_schedule_and_warmup_follow_the_step(tiny_cfg):
+    from dataclasses import replace
+
+    from infdiff.train import scheduled_lr
+
+    t = replace(tiny_cfg.train, lr=1e-3, steps=100, lr_schedule="cosine", warmup_steps=0)
+    assert scheduled_lr(t, 0) == pytest.approx(1e-3)
+    assert scheduled_lr(t, 50) == pytest.approx(5e-4)
+    assert scheduled_lr(t, 100) == pytest.approx(0.0, abs=1e-15)
+    assert scheduled_lr(t, 150) == pytest.approx(0.0, abs=1e-15)  # a budget past steps stays at 0
+    warm = replace(t, lr_schedule="constant", warmup_steps=4)
+    assert [scheduled_lr(warm, s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+
+
+def test_trainer_sets_the_scheduled_lr_and_a_resume_continues_the_curve(tiny_cfg):
+    from dataclasses import replace
+
+    from infdiff.train import scheduled_lr
+
+    cfg = replace(tiny_cfg, train=replace(tiny_cfg.train, steps=6, lr_schedule="cosine"))
+    straight = Trainer(cfg, quiet=True)
+    straight.fit(stop_at=6)
+    first = Trainer(cfg, quiet=True)
+    first.fit(stop_at=3)
+    # the step just taken (index 2) used the curve's value there, not train.lr
+    assert first.opt.param_groups[0]["lr"] == pytest.approx(scheduled_lr(cfg.train, 2))
+    assert scheduled_lr(cfg.train, 2) < cfg.train.lr
+    resumed = Trainer(cfg, resume=first.ckpt_path, quiet=True)
+    resumed.fit(stop_at=6)
+    assert torch.equal(_params(resumed.model), _params(straight.model))
+
+
+def test_lr_schedule_errors_name_the_field():
+    from infdiff.config import ConfigError, load_config
+
+    from .conftest import TINY
+
+    with pytest.raises(ConfigError, match="train.lr_schedule"):
+        load_config(TINY, {"train.lr_schedule": "linear"})
+    with pytest.raises(ConfigError, match="train.warmup_steps"):
+        load_config(TINY, {"train.warmup_steps": -1})
