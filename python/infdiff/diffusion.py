@@ -19,6 +19,13 @@ def cosine_alpha_bar(steps, s=0.008, max_beta=0.999):
     return torch.cumprod(1 - betas, 0)
 
 
+def strided_times(steps, count, start=None):
+    """`count` evenly spaced integer times of a `steps`-step process, from `start` (default
+    steps - 1) down to 0, rounded and without repeats."""
+    start = steps - 1 if start is None else int(start)
+    return torch.linspace(start, 0, max(1, min(count, start + 1))).round().long().unique_consecutive()
+
+
 class MollifiedDiffusion:
     """The diffusion process of a Config (its diffusion section and the training resolution).
     Times are integers t in [0, steps) (t = 0 is the least noisy state, as in DDPM code).
@@ -97,8 +104,7 @@ class MollifiedDiffusion:
     # ------------------------------------------------------------ reverse process
     def timesteps(self, count, start=None):
         """`count` evenly spaced times from `start` (default steps-1) down to 0."""
-        start = self.steps - 1 if start is None else int(start)
-        return torch.linspace(start, 0, max(1, min(count, start + 1))).round().long().unique_consecutive()
+        return strided_times(self.steps, count, start)
 
     def _eps(self, model, x, t, coords, size, **kw):
         b = x.shape[0]

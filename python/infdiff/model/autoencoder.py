@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import infdiff_kernels as ik
+from ..diffusion import strided_times
 from .sparse import SparseOperatorBlock, resampled_kernel_size, timestep_embedding
 from .unet import Attention, ResBlock, _groups
 
@@ -116,7 +117,7 @@ class LatentDiffusion:
         """n latents (n, D) in the data's units (de-normalised), deterministic given the generator."""
         d = model.z_mean.numel()
         z = torch.randn((n, d), generator=generator, device=device, dtype=dtype)
-        times = torch.linspace(self.steps - 1, 0, max(1, min(steps, self.steps))).round().long().unique_consecutive()
+        times = strided_times(self.steps, steps)
         abar = self.alpha_bar.to(device)
         for i, t in enumerate(times.tolist()):
             a_t = abar[t].to(dtype)
