@@ -66,6 +66,43 @@ def test_plain_model_is_unchanged_and_refuses_a_latent(tiny_cfg):
         model(x, coords, (16, 16), torch.zeros(1, dtype=torch.long), z=torch.zeros(1, 8))
 
 
+# the weight names before the point stage and the U-Net's down path became shared modules,
+# for the tiny config (U-Net levels [1, 2], one residual block each): new prefix -> old prefix
+LEGACY_NAMES = {"to_grid.lift.": "lift.", "to_grid.blocks.": "encoder.",
+                "semantic.to_grid.lift.": "semantic.lift.", "semantic.to_grid.blocks.": "semantic.blocks.",
+                "semantic.unet_down.inp.": "semantic.inp.",
+                "semantic.unet_down.down.0.0.": "semantic.down.0.",  # level 0: residual block, attention
+                "semantic.unet_down.down.0.1.": "semantic.down.1.",
+                "semantic.unet_down.down.1.0.": "semantic.down.2.",  # the strided convolution
+                "semantic.unet_down.down.2.0.": "semantic.down.3.",  # level 1: residual block, attention
+                "semantic.unet_down.down.2.1.": "semantic.down.4.",
+                "semantic.mid.": "semantic.down.5."}
+
+
+def test_checkpoints_with_the_old_weight_names_load(tmp_path):
+    cfg = ae_cfg(tmp_path)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    for p in model.parameters():  # no zero-initialised layers: every weight shows in the output
+        p.data.normal_(0, 0.1)
+
+    def old_name(key):
+        new = next((n for n in LEGACY_NAMES if key.startswith(n)), None)
+        return key if new is None else LEGACY_NAMES[new] + key[len(new):]
+
+    old = {old_name(k): v for k, v in model.state_dict().items()}
+    assert "semantic.down.5.conv1.weight" in old and "encoder.0.weight" in old
+    loaded = build_model(cfg).eval()
+    loaded.load_state_dict(old)  # strict: every old name found its new place
+    x = torch.rand(2, 256, 1) * 2 - 1
+    coords = ik.grid_coords((16, 16), 2)
+    t = torch.tensor([10, 50])
+    with torch.no_grad():
+        z = model.encode(x, coords, (16, 16))
+        assert torch.equal(loaded.encode(x, coords, (16, 16)), z)
+        assert torch.equal(loaded(x, coords, (16, 16), t, z=z), model(x, coords, (16, 16), t, z=z))
+
+
 def test_latent_of_an_image_and_of_its_2x_upsample_agree(trained):
     """Tolerance: the encoder sees the image through the k-NN lerp onto its fixed grid with
     kernels resampled by the scale, so a 2x bicubic upsample (not the same function: bicubic
