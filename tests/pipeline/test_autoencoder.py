@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import infdiff_kernels as ik
-from infdiff.checkpoint import load_checkpoint
+from infdiff.checkpoint import load_checkpoint, save_checkpoint
 from infdiff.cli import main
 from infdiff.config import ConfigError, load_config
 from infdiff.data import build_dataset
@@ -165,15 +165,37 @@ def test_interpolation_ends_at_the_reconstructions(trained):
         assert torch.allclose(end, rec[0], atol=1e-3)  # batched vs alone: float rounding, then the Wiener gain
 
 
-def test_two_stage_checkpoint_round_trip(trained):
+def test_two_stage_checkpoint_round_trip(trained, tmp_path):
     state = load_checkpoint(trained.ckpt_path)  # weights_only: the latent model is plain tensors too
-    assert set(state["latent"]) == set(trained.latent.state_dict())
+    assert set(state["latent"]) == set(state["latent_ema"]) == set(trained.latent.state_dict())
     loaded = Sampler.from_checkpoint(trained.ckpt_path, "cpu")
-    for k, v in trained.latent.state_dict().items():
+    for k, v in trained.latent_ema.state_dict().items():  # the EMA samples
         assert torch.equal(loaded.latent.state_dict()[k], v)
     here = trained.sampler()
     assert torch.equal(loaded.sample(2, 16, steps=3, generator=torch.Generator().manual_seed(0)),
                        here.sample(2, 16, steps=3, generator=torch.Generator().manual_seed(0)))
+    # a checkpoint written before the latent model had an EMA samples with its weights
+    del state["latent_ema"]
+    save_checkpoint({k: v for k, v in state.items() if k != "format"}, str(tmp_path / "old.pt"))
+    old = Sampler.from_checkpoint(str(tmp_path / "old.pt"), "cpu")
+    assert all(torch.equal(old.latent.state_dict()[k], v) for k, v in trained.latent.state_dict().items())
+
+
+def test_latent_ema_follows_the_latent_weights(tmp_path):
+    """One step of the latent model from the same start: the EMA is start + (1 - decay) * (step's weights - start)."""
+    from infdiff.autoencoder import build_latent, train_latent
+
+    cfg = ae_cfg(tmp_path, **{"model.autoencoder.latent_steps": 1, "model.autoencoder.latent_ema_decay": 0.9})
+    model, ds = build_model(cfg).eval(), build_dataset(cfg.data)
+    torch.manual_seed(5)
+    start = build_latent(cfg).state_dict()
+    torch.manual_seed(5)
+    latent, ema = train_latent(cfg, model, ds, torch.device("cpu"), torch.Generator().manual_seed(0))
+    moved = [k for k, v in latent.state_dict().items() if not torch.equal(v, start[k]) and k not in ("z_mean", "z_std")]
+    assert moved  # the step changed weights, so the check below has something to check
+    for k, v in ema.state_dict().items():
+        expected = latent.state_dict()[k] if k in ("z_mean", "z_std") else torch.lerp(start[k], latent.state_dict()[k], 0.1)
+        assert torch.allclose(v, expected, atol=1e-7), k
 
 
 def test_resume_is_bit_identical_with_the_latent_stage(tmp_path):
@@ -185,13 +207,14 @@ def test_resume_is_bit_identical_with_the_latent_stage(tmp_path):
     first.fit()
     resumed = Trainer(ae_cfg(tmp_path / "b", **{"train.steps": 6}), resume=first.ckpt_path, quiet=True)
     resumed.fit()
-    for a, b in ((straight.model, resumed.model), (straight.latent, resumed.latent)):
+    for a, b in ((straight.model, resumed.model), (straight.latent, resumed.latent), (straight.latent_ema, resumed.latent_ema)):
         assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_config_errors_name_the_field(tmp_path):
     for key, value in (("model.autoencoder.latent_dim", 0), ("model.autoencoder.encoder_fraction", 0.0),
-                       ("model.autoencoder.latent_sample_steps", 1000), ("model.autoencoder.latent_steps", -1)):
+                       ("model.autoencoder.latent_sample_steps", 1000), ("model.autoencoder.latent_steps", -1),
+                       ("model.autoencoder.latent_ema_decay", 1.0)):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             ae_cfg(tmp_path, **{key: value})
     with pytest.raises(ConfigError, match=r"model\.autoencoder\.enabled.*mollified"):
