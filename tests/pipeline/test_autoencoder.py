@@ -1,5 +1,6 @@
 """The diffusion-autoencoder mode (docs/autoencoder.md) on the tiny config: encoder, latent
 model, stochastic encoding, the two-stage checkpoint and the commands that use them."""
+import importlib.util
 import os
 
 import pytest
@@ -221,6 +222,18 @@ def test_config_errors_name_the_field(tmp_path):
         load_config(os.path.join(os.path.dirname(TINY), "fno_grf.yaml"), {"model.autoencoder.enabled": True})
     with pytest.raises(ConfigError, match=r"model\.autoencoder\.latnet_dim"):
         load_config(TINY, {"model.autoencoder.latnet_dim": 4})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mdsdata") is None, reason="mdsdata not installed (pip install --no-deps mdsdata)")
+def test_cahn_hilliard_preset_trains(tmp_path):
+    """The cahn_hilliard_ae preset's network, data and both stages, for two steps of two images."""
+    cfg = load_config("cahn_hilliard_ae", {"train.out_dir": str(tmp_path), "train.steps": 2, "train.batch_size": 2,
+                                           "train.max_minutes": 0, "data.limit": 4, "model.autoencoder.latent_steps": 2,
+                                           "model.autoencoder.latent_examples": 2, "model.autoencoder.latent_batch": 2})
+    trainer = train(cfg, quiet=True)
+    assert trainer.step == 2
+    z = trainer.sampler().sample_latents(2, steps=2, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (2, 64) and torch.isfinite(z).all()
 
 
 def test_cli_end_to_end(tmp_path, trained, capsys):
