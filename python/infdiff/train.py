@@ -197,8 +197,8 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"--resume: {path} does not fit this model: {err}") from None
-        for group in self.opt.param_groups:  # the config's values win over the checkpoint's
-            group["lr"], group["weight_decay"] = self.cfg.train.lr, self.cfg.train.weight_decay
+        for group in self.opt.param_groups:  # the config's value wins (each step sets the lr from the schedule)
+            group["weight_decay"] = self.cfg.train.weight_decay
         bad = _non_finite({**{f"model.{k}": v for k, v in state["model"].items()},
                            **{f"ema.{k}": v for k, v in state["ema"].items()}})
         if bad:
