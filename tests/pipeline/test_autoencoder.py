@@ -255,6 +255,36 @@ def test_cli_end_to_end(tmp_path, trained, capsys):
     assert "--start-t must be an int in [0, diffusion.steps)" in capsys.readouterr().err
 
 
+def test_report_script_end_to_end(tmp_path, trained):
+    """scripts/autoencoder_report.py on the tiny autoencoder and a tiny plain model (GRF data: no
+    feature CNN, so FD, confidence and entropy are '-' and the patch SWD stands in)."""
+    import importlib.util
+    import json
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("autoencoder_report", os.path.join(ROOT, "scripts", "autoencoder_report.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    plain = train(load_config(TINY, {"train.out_dir": str(tmp_path / "plain"), "train.steps": 2}), quiet=True)
+    out = tmp_path / "report"
+    script.main(["--ae", trained.ckpt_path, "--plain", plain.ckpt_path, "--out", str(out), "--eval-n", "4",
+                 "--eval-steps", "2", "--n", "3", "--steps", "2", "--superres", "2", "4"])
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["evaluation"]) == {"autoencoder", "plain"}
+    assert set(report["evaluation"]["plain"]) == {"16", "32", "64"}  # 1x, 2x, 4x
+    assert report["training"]["plain"]["steps"] == 2 and report["training"]["autoencoder"]["steps"] == 60
+    assert set(report["reconstruction"]) == {"16", "32"} and set(report["superres"]) == {"32", "64"}
+    assert set(report["superres"]["64"]) == {"autoencoder, encode", "autoencoder, sdedit", "plain, sdedit"}
+    figures = [report["evaluation"][m][r]["swd"] for m in report["evaluation"] for r in ("16", "32", "64")]
+    figures += list(report["reconstruction"].values()) + [v for r in report["superres"].values() for v in r.values()]
+    assert all(isinstance(v, float) and v >= 0 and v == v for v in figures)
+    pictures = {"reconstruction_16px.png", "reconstruction_32px.png", "superres_16_to_32px.png", "superres_16_to_64px.png"}
+    assert pictures <= set(os.listdir(out)) and (out / "eval_plain" / "samples_64px.png").exists()
+    md = (out / "report.md").read_text()
+    assert "| autoencoder | 32 px | - | - | - |" in md and all(f"({name})" in md for name in pictures)
+
+
 def test_plain_checkpoints_refuse_the_autoencoder_commands(tmp_path, capsys):
     run = str(tmp_path / "plain")
     assert main(["train", "--config", TINY, "--set", f"train.out_dir={run}", "--set", "train.steps=2"]) == 0
