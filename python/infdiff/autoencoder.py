@@ -1,6 +1,8 @@
 """The second stage of the diffusion-autoencoder mode: the latent DDIM model, trained on the
 latents the (EMA) encoder gives the training images once the image model is trained
 (docs/autoencoder.md)."""
+import copy
+
 import torch
 
 from .model.autoencoder import LatentDenoiser, LatentDiffusion
@@ -19,10 +21,11 @@ def latent_diffusion(cfg):
     return LatentDiffusion(cfg.model.autoencoder.latent_diffusion_steps)
 
 
-def load_latent(cfg, weights, where="checkpoint"):
-    """The latent model of `cfg` with `weights` (a state dict of tensors), or ValueError."""
+def load_latent(cfg, weights, where="checkpoint", key="latent"):
+    """The latent model of `cfg` with `weights` (a state dict of tensors, the checkpoint's
+    `key`), or ValueError."""
     if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
-        raise ValueError(f"{where}: 'latent' must map parameter names to tensors")
+        raise ValueError(f"{where}: {key!r} must map parameter names to tensors")
     latent = build_latent(cfg)
     try:
         latent.load_state_dict(weights)
@@ -47,8 +50,11 @@ def encode_images(model, images, train_resolution, batch=64):
 
 
 def train_latent(cfg, model, dataset, device, generator, log=None):
-    """A LatentDenoiser fitted to the latents of `dataset` (its first
-    model.autoencoder.latent_examples images, 0 = all) under `model`'s encoder."""
+    """(latent, latent_ema): a LatentDenoiser fitted to the latents of `dataset` (its first
+    model.autoencoder.latent_examples images, 0 = all) under `model`'s encoder, and the EMA of
+    its weights by model.autoencoder.latent_ema_decay, which is what samples."""
+    from .train import ema_update  # train imports this module
+
     a = cfg.model.autoencoder
     count = len(dataset) if a.latent_examples == 0 else min(a.latent_examples, len(dataset))
     model.eval()
@@ -61,6 +67,7 @@ def train_latent(cfg, model, dataset, device, generator, log=None):
     latent.z_mean.copy_(z.mean(0))
     latent.z_std.copy_(z.std(0).clamp_min(1e-4) if len(z) > 1 else torch.ones_like(z[0]))
     zn = (z - latent.z_mean) / latent.z_std
+    latent_ema = copy.deepcopy(latent).requires_grad_(False)
     process = latent_diffusion(cfg)
     opt = torch.optim.AdamW(latent.parameters(), lr=a.latent_lr)
     latent.train()
@@ -70,6 +77,7 @@ def train_latent(cfg, model, dataset, device, generator, log=None):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        ema_update(latent_ema, latent, a.latent_ema_decay)
         if log is not None and ((step + 1) % 200 == 0 or step + 1 == a.latent_steps):
             log(step + 1, loss.item())
-    return latent.eval()
+    return latent.eval(), latent_ema.eval()

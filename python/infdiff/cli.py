@@ -69,7 +69,7 @@ def cmd_inpaint(args):
 
 
 def cmd_superres(args):
-    from .images import resize, save_grid
+    from .images import rms_after_downsampling, save_grid
     from .sample import Sampler
 
     sampler = Sampler.from_checkpoint(args.ckpt, args.device)
@@ -91,7 +91,7 @@ def cmd_superres(args):
     for name, x in ((f"superres_input_{low_res}px", low), (f"superres_bicubic_{args.resolution}px", bicubic.clamp(-1, 1)),
                     (f"superres{suffix}_{args.resolution}px", out)):
         print(save_grid(x, os.path.join(args.out, f"{name}.png")))
-    err = (resize(out, (low_res, low_res)) - low).pow(2).mean().sqrt().item()
+    err = rms_after_downsampling(out, low)
     print(f"rms difference between the output downsampled to {low_res} px and the input ({args.method}): {err:.4f}")
 
 

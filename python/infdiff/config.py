@@ -105,6 +105,8 @@ class AutoencoderConfig:
     latent_steps: int = 2000  # its optimizer steps (0 = no latent model: encode/decode only)
     latent_batch: int = 128
     latent_lr: float = 1e-3
+    # its weights' EMA, which sampling uses (as the image model's train.ema_decay); 0 = the last weights
+    latent_ema_decay: float = 0.995
     latent_examples: int = 0  # training images encoded for it (0 = all)
     latent_diffusion_steps: int = 1000  # its linear-beta schedule
     latent_sample_steps: int = 50  # its DDIM steps when sampling
@@ -339,6 +341,7 @@ def _check_autoencoder(cfg: Config):
         ("model.autoencoder.latent_steps", a.latent_steps >= 0, f"must be >= 0 (0 = no latent model), got {a.latent_steps}"),
         ("model.autoencoder.latent_batch", a.latent_batch >= 2, f"must be >= 2, got {a.latent_batch}"),
         ("model.autoencoder.latent_lr", a.latent_lr > 0, f"must be > 0, got {a.latent_lr}"),
+        ("model.autoencoder.latent_ema_decay", 0 <= a.latent_ema_decay < 1, f"must be in [0, 1), got {a.latent_ema_decay}"),
         ("model.autoencoder.latent_examples", a.latent_examples >= 0, f"must be >= 0 (0 = all), got {a.latent_examples}"),
         ("model.autoencoder.latent_diffusion_steps", a.latent_diffusion_steps >= 2,
          f"must be >= 2, got {a.latent_diffusion_steps}"),

@@ -22,6 +22,12 @@ def resize(x, size):
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def rms_after_downsampling(out, low):
+    """The rms difference between images `out` (B, C, R, R) area-averaged to the resolution of
+    `low` (B, C, r, r) and `low`: how far a super-resolution strays from its input."""
+    return (resize(out, tuple(low.shape[-2:])) - low).pow(2).mean().sqrt().item()
+
+
 def read_png(path, channels, resolution, what="--image"):
     """A PNG (or any image PIL reads) as one image (1, channels, R, R) in [-1, 1], resized
     bicubically to `resolution`. `what` names the argument in the error of an unreadable file."""

@@ -59,8 +59,10 @@ class Sampler:
         model = build_model(cfg)
         model.load_state_dict(state["ema"])
         latent = None
-        if is_autoencoder(cfg) and "latent" in state:
-            latent = load_latent(cfg, state["latent"], f"checkpoint {ckpt_path}")
+        if is_autoencoder(cfg):  # the latent model's EMA; from a checkpoint written before it had one, its weights
+            key = next((k for k in ("latent_ema", "latent") if k in state), None)
+            if key is not None:
+                latent = load_latent(cfg, state[key], f"checkpoint {ckpt_path}", key)
         return cls(model.to(device).eval(), build_diffusion(cfg), cfg, latent)
 
     @property

@@ -135,7 +135,8 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         self.ckpt_path = os.path.join(t.out_dir, "checkpoint.pt")
         self.metrics_path = os.path.join(t.out_dir, "metrics.csv")
-        self.latent = None  # the latent DDIM model (autoencoder mode), trained at the end of fit
+        # the latent DDIM model of the autoencoder mode and its EMA (which samples), trained at the end of fit
+        self.latent = self.latent_ema = None
         self.last_saved = None  # (step, path) of the last checkpoint written or resumed from
         self._step_rng = None  # RNG states at the start of the step in progress (None: between steps)
         self._updating = False  # True while the optimizer/EMA update of a step is half applied
@@ -154,7 +155,7 @@ class Trainer:
         """The state at the last completed step. During a step (a Ctrl-C in its forward or
         backward) the RNG states are the ones the step started from, so a resume redraws it."""
         gen_state, torch_rng = self._step_rng or (self.gen.get_state(), torch.get_rng_state())
-        extra = {} if self.latent is None else {"latent": self.latent.state_dict()}
+        extra = {} if self.latent is None else {"latent": self.latent.state_dict(), "latent_ema": self.latent_ema.state_dict()}
         return {
             **extra,
             "config": self.cfg.to_dict(),
@@ -196,8 +197,8 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"--resume: {path} does not fit this model: {err}") from None
-        for group in self.opt.param_groups:  # the config's values win over the checkpoint's
-            group["lr"], group["weight_decay"] = self.cfg.train.lr, self.cfg.train.weight_decay
+        for group in self.opt.param_groups:  # the config's value wins (each step sets the lr from the schedule)
+            group["weight_decay"] = self.cfg.train.weight_decay
         bad = _non_finite({**{f"model.{k}": v for k, v in state["model"].items()},
                            **{f"ema.{k}": v for k, v in state["ema"].items()}})
         if bad:
@@ -280,7 +281,7 @@ class Trainer:
 
     def sampler(self):
         """A Sampler of the EMA model as it is now, on the training device."""
-        return Sampler(self.ema, self.diffusion, self.cfg, latent=self.latent)
+        return Sampler(self.ema, self.diffusion, self.cfg, latent=self.latent_ema)
 
     def fit_latent(self, dataset):
         """The second stage of the autoencoder mode: the latent DDIM model on the EMA encoder's
@@ -298,10 +299,10 @@ class Trainer:
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 7919 + 104729)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.cfg.train.seed)
-            self.latent = train_latent(self.cfg, self.ema, dataset, self.device, gen, log)
+            self.latent, self.latent_ema = train_latent(self.cfg, self.ema, dataset, self.device, gen, log)
 
     def _sample_grid(self):
-        if is_autoencoder(self.cfg) and self.latent is None:
+        if is_autoencoder(self.cfg) and self.latent_ema is None:
             return  # no latent model to draw z from until the end of training
         sampler = self.sampler()
         x = sampler.sample(self.cfg.train.sample_n, self.cfg.data.resolution, generator=sampler.generator(0))

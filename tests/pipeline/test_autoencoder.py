@@ -1,5 +1,6 @@
 """The diffusion-autoencoder mode (docs/autoencoder.md) on the tiny config: encoder, latent
 model, stochastic encoding, the two-stage checkpoint and the commands that use them."""
+import importlib.util
 import os
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import infdiff_kernels as ik
-from infdiff.checkpoint import load_checkpoint
+from infdiff.checkpoint import load_checkpoint, save_checkpoint
 from infdiff.cli import main
 from infdiff.config import ConfigError, load_config
 from infdiff.data import build_dataset
@@ -64,6 +65,43 @@ def test_plain_model_is_unchanged_and_refuses_a_latent(tiny_cfg):
     coords = ik.random_coords(1, (16, 16), count=4)
     with pytest.raises(ValueError, match="not an autoencoder"):
         model(x, coords, (16, 16), torch.zeros(1, dtype=torch.long), z=torch.zeros(1, 8))
+
+
+# the weight names before the point stage and the U-Net's down path became shared modules,
+# for the tiny config (U-Net levels [1, 2], one residual block each): new prefix -> old prefix
+LEGACY_NAMES = {"to_grid.lift.": "lift.", "to_grid.blocks.": "encoder.",
+                "semantic.to_grid.lift.": "semantic.lift.", "semantic.to_grid.blocks.": "semantic.blocks.",
+                "semantic.unet_down.inp.": "semantic.inp.",
+                "semantic.unet_down.down.0.0.": "semantic.down.0.",  # level 0: residual block, attention
+                "semantic.unet_down.down.0.1.": "semantic.down.1.",
+                "semantic.unet_down.down.1.0.": "semantic.down.2.",  # the strided convolution
+                "semantic.unet_down.down.2.0.": "semantic.down.3.",  # level 1: residual block, attention
+                "semantic.unet_down.down.2.1.": "semantic.down.4.",
+                "semantic.mid.": "semantic.down.5."}
+
+
+def test_checkpoints_with_the_old_weight_names_load(tmp_path):
+    cfg = ae_cfg(tmp_path)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    for p in model.parameters():  # no zero-initialised layers: every weight shows in the output
+        p.data.normal_(0, 0.1)
+
+    def old_name(key):
+        new = next((n for n in LEGACY_NAMES if key.startswith(n)), None)
+        return key if new is None else LEGACY_NAMES[new] + key[len(new):]
+
+    old = {old_name(k): v for k, v in model.state_dict().items()}
+    assert "semantic.down.5.conv1.weight" in old and "encoder.0.weight" in old
+    loaded = build_model(cfg).eval()
+    loaded.load_state_dict(old)  # strict: every old name found its new place
+    x = torch.rand(2, 256, 1) * 2 - 1
+    coords = ik.grid_coords((16, 16), 2)
+    t = torch.tensor([10, 50])
+    with torch.no_grad():
+        z = model.encode(x, coords, (16, 16))
+        assert torch.equal(loaded.encode(x, coords, (16, 16)), z)
+        assert torch.equal(loaded(x, coords, (16, 16), t, z=z), model(x, coords, (16, 16), t, z=z))
 
 
 def test_latent_of_an_image_and_of_its_2x_upsample_agree(trained):
@@ -128,15 +166,37 @@ def test_interpolation_ends_at_the_reconstructions(trained):
         assert torch.allclose(end, rec[0], atol=1e-3)  # batched vs alone: float rounding, then the Wiener gain
 
 
-def test_two_stage_checkpoint_round_trip(trained):
+def test_two_stage_checkpoint_round_trip(trained, tmp_path):
     state = load_checkpoint(trained.ckpt_path)  # weights_only: the latent model is plain tensors too
-    assert set(state["latent"]) == set(trained.latent.state_dict())
+    assert set(state["latent"]) == set(state["latent_ema"]) == set(trained.latent.state_dict())
     loaded = Sampler.from_checkpoint(trained.ckpt_path, "cpu")
-    for k, v in trained.latent.state_dict().items():
+    for k, v in trained.latent_ema.state_dict().items():  # the EMA samples
         assert torch.equal(loaded.latent.state_dict()[k], v)
     here = trained.sampler()
     assert torch.equal(loaded.sample(2, 16, steps=3, generator=torch.Generator().manual_seed(0)),
                        here.sample(2, 16, steps=3, generator=torch.Generator().manual_seed(0)))
+    # a checkpoint written before the latent model had an EMA samples with its weights
+    del state["latent_ema"]
+    save_checkpoint({k: v for k, v in state.items() if k != "format"}, str(tmp_path / "old.pt"))
+    old = Sampler.from_checkpoint(str(tmp_path / "old.pt"), "cpu")
+    assert all(torch.equal(old.latent.state_dict()[k], v) for k, v in trained.latent.state_dict().items())
+
+
+def test_latent_ema_follows_the_latent_weights(tmp_path):
+    """One step of the latent model from the same start: the EMA is start + (1 - decay) * (step's weights - start)."""
+    from infdiff.autoencoder import build_latent, train_latent
+
+    cfg = ae_cfg(tmp_path, **{"model.autoencoder.latent_steps": 1, "model.autoencoder.latent_ema_decay": 0.9})
+    model, ds = build_model(cfg).eval(), build_dataset(cfg.data)
+    torch.manual_seed(5)
+    start = build_latent(cfg).state_dict()
+    torch.manual_seed(5)
+    latent, ema = train_latent(cfg, model, ds, torch.device("cpu"), torch.Generator().manual_seed(0))
+    moved = [k for k, v in latent.state_dict().items() if not torch.equal(v, start[k]) and k not in ("z_mean", "z_std")]
+    assert moved  # the step changed weights, so the check below has something to check
+    for k, v in ema.state_dict().items():
+        expected = latent.state_dict()[k] if k in ("z_mean", "z_std") else torch.lerp(start[k], latent.state_dict()[k], 0.1)
+        assert torch.allclose(v, expected, atol=1e-7), k
 
 
 def test_resume_is_bit_identical_with_the_latent_stage(tmp_path):
@@ -148,19 +208,32 @@ def test_resume_is_bit_identical_with_the_latent_stage(tmp_path):
     first.fit()
     resumed = Trainer(ae_cfg(tmp_path / "b", **{"train.steps": 6}), resume=first.ckpt_path, quiet=True)
     resumed.fit()
-    for a, b in ((straight.model, resumed.model), (straight.latent, resumed.latent)):
+    for a, b in ((straight.model, resumed.model), (straight.latent, resumed.latent), (straight.latent_ema, resumed.latent_ema)):
         assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_config_errors_name_the_field(tmp_path):
     for key, value in (("model.autoencoder.latent_dim", 0), ("model.autoencoder.encoder_fraction", 0.0),
-                       ("model.autoencoder.latent_sample_steps", 1000), ("model.autoencoder.latent_steps", -1)):
+                       ("model.autoencoder.latent_sample_steps", 1000), ("model.autoencoder.latent_steps", -1),
+                       ("model.autoencoder.latent_ema_decay", 1.0)):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             ae_cfg(tmp_path, **{key: value})
     with pytest.raises(ConfigError, match=r"model\.autoencoder\.enabled.*mollified"):
         load_config(os.path.join(os.path.dirname(TINY), "fno_grf.yaml"), {"model.autoencoder.enabled": True})
     with pytest.raises(ConfigError, match=r"model\.autoencoder\.latnet_dim"):
         load_config(TINY, {"model.autoencoder.latnet_dim": 4})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mdsdata") is None, reason="mdsdata not installed (pip install --no-deps mdsdata)")
+def test_cahn_hilliard_preset_trains(tmp_path):
+    """The cahn_hilliard_ae preset's network, data and both stages, for two steps of two images."""
+    cfg = load_config("cahn_hilliard_ae", {"train.out_dir": str(tmp_path), "train.steps": 2, "train.batch_size": 2,
+                                           "train.max_minutes": 0, "data.limit": 4, "model.autoencoder.latent_steps": 2,
+                                           "model.autoencoder.latent_examples": 2, "model.autoencoder.latent_batch": 2})
+    trainer = train(cfg, quiet=True)
+    assert trainer.step == 2
+    z = trainer.sampler().sample_latents(2, steps=2, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (2, 64) and torch.isfinite(z).all()
 
 
 def test_cli_end_to_end(tmp_path, trained, capsys):
@@ -180,6 +253,36 @@ def test_cli_end_to_end(tmp_path, trained, capsys):
     assert {"samples_16px.png", "samples_32px.png", "superres_encode_32px.png", "inpainted.png"} <= set(os.listdir(out))
     assert main(["inpaint", "--ckpt", ckpt, "--start-t", "100", "--n", "1", "--steps", "2", "--out", out]) == 2
     assert "--start-t must be an int in [0, diffusion.steps)" in capsys.readouterr().err
+
+
+def test_report_script_end_to_end(tmp_path, trained):
+    """scripts/autoencoder_report.py on the tiny autoencoder and a tiny plain model (GRF data: no
+    feature CNN, so FD, confidence and entropy are '-' and the patch SWD stands in)."""
+    import importlib.util
+    import json
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("autoencoder_report", os.path.join(ROOT, "scripts", "autoencoder_report.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    plain = train(load_config(TINY, {"train.out_dir": str(tmp_path / "plain"), "train.steps": 2}), quiet=True)
+    out = tmp_path / "report"
+    script.main(["--ae", trained.ckpt_path, "--plain", plain.ckpt_path, "--out", str(out), "--eval-n", "4",
+                 "--eval-steps", "2", "--n", "3", "--steps", "2", "--superres", "2", "4"])
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["evaluation"]) == {"autoencoder", "plain"}
+    assert set(report["evaluation"]["plain"]) == {"16", "32", "64"}  # 1x, 2x, 4x
+    assert report["training"]["plain"]["steps"] == 2 and report["training"]["autoencoder"]["steps"] == 60
+    assert set(report["reconstruction"]) == {"16", "32"} and set(report["superres"]) == {"32", "64"}
+    assert set(report["superres"]["64"]) == {"autoencoder, encode", "autoencoder, sdedit", "plain, sdedit"}
+    figures = [report["evaluation"][m][r]["swd"] for m in report["evaluation"] for r in ("16", "32", "64")]
+    figures += list(report["reconstruction"].values()) + [v for r in report["superres"].values() for v in r.values()]
+    assert all(isinstance(v, float) and v >= 0 and v == v for v in figures)
+    pictures = {"reconstruction_16px.png", "reconstruction_32px.png", "superres_16_to_32px.png", "superres_16_to_64px.png"}
+    assert pictures <= set(os.listdir(out)) and (out / "eval_plain" / "samples_64px.png").exists()
+    md = (out / "report.md").read_text()
+    assert "| autoencoder | 32 px | - | - | - |" in md and all(f"({name})" in md for name in pictures)
 
 
 def test_plain_checkpoints_refuse_the_autoencoder_commands(tmp_path, capsys):

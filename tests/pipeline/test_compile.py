@@ -33,7 +33,7 @@ def _batch(cfg, coords):
 def _model(cfg):
     torch.manual_seed(0)
     model = build_model(cfg)
-    for block in list(model.encoder) + list(model.decoder):  # blocks start as the identity: make them count
+    for block in list(model.to_grid.blocks) + list(model.decoder):  # blocks start as the identity: make them count
         torch.nn.init.normal_(block.mlp[-1].weight, std=0.5)
     return model
 

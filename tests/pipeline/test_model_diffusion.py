@@ -51,7 +51,7 @@ def test_dense_depthwise_conv_equals_the_sparse_op_on_the_full_grid(normalize, k
 
 def test_model_takes_the_dense_path_only_on_the_full_grid(tiny_cfg, monkeypatch):
     model = InfDiffNet(tiny_cfg.model, 1).eval()
-    for block in list(model.encoder) + list(model.decoder):  # non-trivial MLPs, so blocks matter
+    for block in list(model.to_grid.blocks) + list(model.decoder):  # non-trivial MLPs, so blocks matter
         torch.nn.init.normal_(block.mlp[-1].weight, std=0.5)
     coords = kernels.grid_coords((16, 16), 2)
     x, t = torch.randn(2, 256, 1, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 40])

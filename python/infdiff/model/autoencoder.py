@@ -5,58 +5,46 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import infdiff_kernels as ik
 from ..diffusion import strided_times
-from .sparse import SparseOperatorBlock, resampled_kernel_size, timestep_embedding
-from .unet import Attention, ResBlock, _groups
+from .legacy import legacy_key_hook
+from .sparse import PointsToGrid, timestep_embedding
+from .unet import ResBlock, UNetDownPath, _groups
 
 
 class SemanticEncoder(nn.Module):
     """x0 on points (B, N, C) at coords of an (H, W) grid -> z (B, latent_dim).
 
-    Sparse operator blocks on the points, the k-NN lerp onto the fixed grid, the U-Net's down
-    path and middle block, then a mean over the grid. The grid is the same whatever (H, W) is
-    and the sparse kernels are resampled by `scale`, so an image and its upsample map to nearly
-    the same z. The blocks are unconditioned: they get a learned constant in place of the time
-    embedding (the image is clean)."""
+    The network's first half with its own weights: the point stage (lift, sparse operator
+    blocks, k-NN lerp onto the fixed grid), the U-Net's down path and one middle residual
+    block, then a mean over the grid. The grid is the same whatever (H, W) is and the sparse
+    kernels are resampled by `scale`, so an image and its upsample map to nearly the same z.
+    The blocks are unconditioned: they get a learned constant in place of the time embedding
+    (the image is clean), and no dropout."""
 
     def __init__(self, model_cfg, in_channels):
         super().__init__()
         m, a = model_cfg, model_cfg.autoencoder
-        self.kernel_size, self.grid_size, self.knn = m.kernel_size, m.grid_size, m.knn
         self.cond = nn.Parameter(torch.zeros(1, m.time_dim))
-        self.lift = nn.Linear(in_channels, m.channels)
-        self.blocks = nn.ModuleList(
-            SparseOperatorBlock(m.channels, m.kernel_size, m.normalize, m.mlp_ratio, m.time_dim)
-            for _ in range(m.sparse_blocks))
-        levels = len(m.unet_mults)
-        attn_levels = {levels - 2, levels - 1}
-        ch = m.unet_channels
-        self.inp = nn.Conv2d(m.channels, ch, 3, padding=1)
-        self.down = nn.ModuleList()
-        for i, mult in enumerate(m.unet_mults):
-            for _ in range(m.unet_res_blocks):
-                self.down.append(ResBlock(ch, m.unet_channels * mult, m.time_dim, 0.0))
-                ch = m.unet_channels * mult
-                if i in attn_levels:
-                    self.down.append(Attention(ch, m.attention_heads))
-            if i != levels - 1:
-                self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
-        self.down.append(ResBlock(ch, ch, m.time_dim, 0.0))
+        self.to_grid = PointsToGrid(m, in_channels)
+        self.unet_down = UNetDownPath(m.channels, m.unet_channels, m.unet_mults, m.unet_res_blocks, m.attention_heads,
+                                      0.0, m.time_dim)
+        ch = self.unet_down.out_channels
+        self.mid = ResBlock(ch, ch, m.time_dim, 0.0)
         self.out = nn.Sequential(nn.GroupNorm(_groups(ch), ch), nn.SiLU())
         self.proj = nn.Linear(ch, a.latent_dim)
+        # checkpoints from before the split: lift, blocks and inp at the top, and the down path
+        # and the middle block as one flat list 'down' (the nested order, the middle block last)
+        nested = [f"unet_down.down.{i}.{j}." for i, blocks in enumerate(self.unet_down.down) for j in range(len(blocks))]
+        self.register_load_state_dict_pre_hook(legacy_key_hook(
+            (("lift.", "to_grid.lift."), ("blocks.", "to_grid.blocks."), ("inp.", "unet_down.inp."),
+             *((f"down.{k}.", new) for k, new in enumerate(nested + ["mid."])))))
 
     def forward(self, x, coords, size, scale=1.0, full_grid=False):
-        b = x.shape[0]
-        temb = self.cond.expand(b, -1)
-        nmap = None if full_grid else ik.build_neighbor_map(
-            coords, size, resampled_kernel_size(self.kernel_size, scale), check=False)
-        h = self.lift(x)
-        for block in self.blocks:
-            h = block(h, coords, size, temb, nmap, scale, full_grid)
-        g = self.inp(ik.knn_to_grid(h.float(), coords, size, (self.grid_size, self.grid_size), k=self.knn))
-        for layer in self.down:
-            g = layer(g, temb) if isinstance(layer, (ResBlock, Attention)) else layer(g)
+        temb = self.cond.expand(x.shape[0], -1)
+        nmap = self.to_grid.neighbor_map(coords, size, scale, full_grid)
+        _, grid = self.to_grid(x, coords, size, temb, nmap, scale, full_grid)
+        g, _ = self.unet_down(grid, temb)
+        g = self.mid(g, temb)
         return self.proj(self.out(g).mean(dim=(-2, -1)))
 
 

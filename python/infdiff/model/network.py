@@ -6,7 +6,8 @@ import torch.nn as nn
 
 import infdiff_kernels as ik
 from .autoencoder import SemanticEncoder
-from .sparse import SparseOperatorBlock, TimeEmbedding, resampled_kernel_size
+from .legacy import legacy_key_hook
+from .sparse import PointsToGrid, TimeEmbedding, sparse_blocks
 from .unet import GridUNet
 
 
@@ -30,22 +31,13 @@ class InfDiffNet(nn.Module):
     def __init__(self, model_cfg, in_channels):
         super().__init__()
         m = model_cfg
-        self.kernel_size, self.grid_size, self.knn = m.kernel_size, m.grid_size, m.knn
         self.time = TimeEmbedding(m.time_dim)
-        self.lift = nn.Linear(in_channels, m.channels)
-
-        def blocks():
-            return nn.ModuleList(
-                SparseOperatorBlock(m.channels, m.kernel_size, m.normalize, m.mlp_ratio, m.time_dim)
-                for _ in range(m.sparse_blocks)
-            )
-
-        self.encoder = blocks()
+        self.to_grid = PointsToGrid(m, in_channels)
         self.unet = GridUNet(
             m.channels, m.channels, m.unet_channels, m.unet_mults, m.unet_res_blocks, m.attention_heads, m.dropout, m.time_dim
         )
         self.merge = nn.Linear(2 * m.channels, m.channels)
-        self.decoder = blocks()
+        self.decoder = sparse_blocks(m)
         self.out_norm = nn.LayerNorm(m.channels)
         self.out = nn.Linear(m.channels, in_channels)
         # diffusion-autoencoder mode only, so that a plain model has exactly its old weights
@@ -53,6 +45,8 @@ class InfDiffNet(nn.Module):
         if self.autoencoder:
             self.semantic = SemanticEncoder(m, in_channels)
             self.latent = nn.Linear(m.autoencoder.latent_dim, m.time_dim)
+        # checkpoints from before the point stage was a module of its own
+        self.register_load_state_dict_pre_hook(legacy_key_hook((("lift.", "to_grid.lift."), ("encoder.", "to_grid.blocks."))))
 
     def encode(self, x, coords, size, scale=1.0):
         """The semantic latent z (B, latent_dim) of clean images sampled at points x (B, N, C)."""
@@ -74,14 +68,8 @@ class InfDiffNet(nn.Module):
         elif z is not None or source is not None:
             raise ValueError("z: this model is not an autoencoder (model.autoencoder.enabled is false)")
         full = _is_full_grid(coords, size)
-        # one neighbour map per forward, shared by every sparse layer (and their backward)
-        nmap = None if full else ik.build_neighbor_map(
-            coords, size, resampled_kernel_size(self.kernel_size, scale), check=False)
-        h = self.lift(x)
-        for block in self.encoder:
-            h = block(h, coords, size, temb, nmap, scale, full)
-        skip = h
-        grid = ik.knn_to_grid(h.float(), coords, size, (self.grid_size, self.grid_size), k=self.knn)
+        nmap = self.to_grid.neighbor_map(coords, size, scale, full)  # the decoder's blocks reuse it
+        skip, grid = self.to_grid(x, coords, size, temb, nmap, scale, full)
         grid = self.unet(grid, temb)
         up = ik.grid_to_points(grid.float(), coords, size)
         h = self.merge(torch.cat([up.to(skip.dtype), skip], -1))

@@ -1,6 +1,7 @@
-"""The point-level layers: time embedding and the sparse operator block (∞-Diff, appendix A:
+"""The point-level layers: time embedding, the sparse operator block (∞-Diff, appendix A:
 depthwise sparse convolution with count normalisation, a three-layer MLP, and a LayerNorm
-modulated by the time embedding, with a residual connection)."""
+modulated by the time embedding, with a residual connection) and the point stage that ends
+in the k-NN lerp onto the grid."""
 import math
 
 import torch
@@ -91,3 +92,37 @@ class SparseOperatorBlock(nn.Module):
         shift, gain = self.modulation(F.silu(temb)).chunk(2, dim=-1)
         y = self.norm(y) * (1 + gain[:, None]) + shift[:, None]
         return h + self.mlp(y)
+
+
+def sparse_blocks(model_cfg):
+    """The model.sparse_blocks sparse operator blocks of a model config, time-modulated."""
+    m = model_cfg
+    return nn.ModuleList(SparseOperatorBlock(m.channels, m.kernel_size, m.normalize, m.mlp_ratio, m.time_dim)
+                         for _ in range(m.sparse_blocks))
+
+
+class PointsToGrid(nn.Module):
+    """The network's point stage: a lift of (B, N, C_in) points to model.channels, the sparse
+    operator blocks, then the k-NN lerp onto the fixed (grid_size, grid_size) grid. The
+    denoiser and the semantic encoder each have one (their own weights)."""
+
+    def __init__(self, model_cfg, in_channels):
+        super().__init__()
+        m = model_cfg
+        self.kernel_size, self.grid_size, self.knn = m.kernel_size, m.grid_size, m.knn
+        self.lift = nn.Linear(in_channels, m.channels)
+        self.blocks = sparse_blocks(m)
+
+    def neighbor_map(self, coords, size, scale, full_grid):
+        """The neighbour map of the (resampled) kernel, built once per forward and shared by
+        every sparse layer and their backward; None on a full grid (dense convolutions)."""
+        if full_grid:
+            return None
+        return ik.build_neighbor_map(coords, size, resampled_kernel_size(self.kernel_size, scale), check=False)
+
+    def forward(self, x, coords, size, temb, neighbor_map, scale=1.0, full_grid=False):
+        """(point features (B, N, channels), grid (B, channels, G, G) in float32)."""
+        h = self.lift(x)
+        for block in self.blocks:
+            h = block(h, coords, size, temb, neighbor_map, scale, full_grid)
+        return h, ik.knn_to_grid(h.float(), coords, size, (self.grid_size, self.grid_size), k=self.knn)

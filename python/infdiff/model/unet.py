@@ -50,37 +50,67 @@ class Attention(nn.Module):
         return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
 
 
-class GridUNet(nn.Module):
-    """(B, cin, G, G) -> (B, cout, G, G); len(mults) levels, each halving the resolution."""
+def run_blocks(blocks, h, temb):
+    """h through a list of layers, the time embedding given to those that take it."""
+    for block in blocks:
+        h = block(h, temb) if isinstance(block, (ResBlock, Attention)) else block(h)
+    return h
 
-    def __init__(self, cin, cout, channels, mults, res_blocks, heads, dropout, time_dim):
+
+class UNetDownPath(nn.Module):
+    """The U-Net's first half: (B, cin, G, G) -> the features at its lowest resolution
+    (B, out_channels, G / 2^(levels-1), ...) and the skips the up path takes; len(mults)
+    levels, attention and dropout at the two lowest. The semantic encoder runs it alone."""
+
+    def __init__(self, cin, channels, mults, res_blocks, heads, dropout, time_dim):
         super().__init__()
         levels = len(mults)
-        attn_levels = {levels - 2, levels - 1}
+        self.attn_levels = {levels - 2, levels - 1}
         self.inp = nn.Conv2d(cin, channels, 3, padding=1)
         self.down = nn.ModuleList()
-        skips = [channels]
+        self.skip_channels = [channels]
         ch = channels
         for i, m in enumerate(mults):
             for _ in range(res_blocks):
-                drop = dropout if i in attn_levels else 0.0
+                drop = dropout if i in self.attn_levels else 0.0
                 blocks = [ResBlock(ch, channels * m, time_dim, drop)]
                 ch = channels * m
-                if i in attn_levels:
+                if i in self.attn_levels:
                     blocks.append(Attention(ch, heads))
                 self.down.append(nn.ModuleList(blocks))
-                skips.append(ch)
+                self.skip_channels.append(ch)
             if i != levels - 1:
                 self.down.append(nn.ModuleList([nn.Conv2d(ch, ch, 3, stride=2, padding=1)]))
-                skips.append(ch)
+                self.skip_channels.append(ch)
+        self.out_channels = ch
+
+    def forward(self, x, temb):
+        h = self.inp(x)
+        hs = [h]
+        for blocks in self.down:
+            h = run_blocks(blocks, h, temb)
+            hs.append(h)
+        return h, hs
+
+
+class GridUNet(UNetDownPath):
+    """(B, cin, G, G) -> (B, cout, G, G): the down path, a middle block and the up path.
+
+    It extends UNetDownPath rather than holding one so that its weights keep the names (and
+    the optimizer its parameters the order) of checkpoints written before the split."""
+
+    def __init__(self, cin, cout, channels, mults, res_blocks, heads, dropout, time_dim):
+        super().__init__(cin, channels, mults, res_blocks, heads, dropout, time_dim)
+        skips = list(self.skip_channels)
+        ch = self.out_channels
         self.mid = nn.ModuleList([ResBlock(ch, ch, time_dim, dropout), Attention(ch, heads), ResBlock(ch, ch, time_dim, dropout)])
         self.up = nn.ModuleList()
         for i, m in reversed(list(enumerate(mults))):
             for j in range(res_blocks + 1):
-                drop = dropout if i in attn_levels else 0.0
+                drop = dropout if i in self.attn_levels else 0.0
                 blocks = [ResBlock(ch + skips.pop(), channels * m, time_dim, drop)]
                 ch = channels * m
-                if i in attn_levels:
+                if i in self.attn_levels:
                     blocks.append(Attention(ch, heads))
                 if i != 0 and j == res_blocks:
                     blocks.append(nn.Upsample(scale_factor=2, mode="nearest"))
@@ -88,19 +118,9 @@ class GridUNet(nn.Module):
                 self.up.append(nn.ModuleList(blocks))
         self.out = nn.Sequential(nn.GroupNorm(_groups(ch), ch), nn.SiLU(), nn.Conv2d(ch, cout, 3, padding=1))
 
-    @staticmethod
-    def _run(blocks, h, temb):
-        for block in blocks:
-            h = block(h, temb) if isinstance(block, (ResBlock, Attention)) else block(h)
-        return h
-
     def forward(self, x, temb):
-        h = self.inp(x)
-        hs = [h]
-        for blocks in self.down:
-            h = self._run(blocks, h, temb)
-            hs.append(h)
-        h = self._run(self.mid, h, temb)
+        h, hs = super().forward(x, temb)
+        h = run_blocks(self.mid, h, temb)
         for blocks in self.up:
-            h = self._run(blocks, torch.cat([h, hs.pop()], 1), temb)
+            h = run_blocks(blocks, torch.cat([h, hs.pop()], 1), temb)
         return self.out(h)
