@@ -22,7 +22,7 @@ DATASETS = ("mnist", "cahn_hilliard", "fashion_mnist", "image_folder", "grf", "g
 BOUNDARIES = ("reflect", "periodic")
 NORMALIZE_MODES = ("partial", "mean", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "cosine_budget")
 NOISE_MODES = ("function", "pixel")
 FAMILIES = ("mollified", "fno")
 FUNCTION_NOISES = ("trace_class", "white")
@@ -139,7 +139,10 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-4
     # constant, or cosine: lr * (1 + cos(pi * step / steps)) / 2, annealing to 0 at train.steps
-    # (a short run ends on weights the noise of a large step has not just moved)
+    # (a short run ends on weights the noise of a large step has not just moved); cosine_budget:
+    # the same curve over the run's progress max(step / steps, elapsed / max_minutes), so a run
+    # that a busy machine stops at its time budget still ends annealed (its lr then depends on
+    # the clock, so two runs match bit for bit only when the steps, not the budget, end them)
     lr_schedule: str = "constant"
     warmup_steps: int = 0  # linear ramp from lr / warmup_steps over the first steps
     weight_decay: float = 0.0

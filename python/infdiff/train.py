@@ -96,13 +96,17 @@ def _non_finite(tensors):
 
 
 @torch.no_grad()
-def scheduled_lr(train_cfg, step):
-    """The learning rate of optimizer step `step` (0-based) under train.lr_schedule and
-    train.warmup_steps; a function of the step alone, so a resumed run follows the same curve."""
+def scheduled_lr(train_cfg, step, elapsed=0.0):
+    """The learning rate of optimizer step `step` (0-based), `elapsed` seconds into the run,
+    under train.lr_schedule and train.warmup_steps. constant and cosine are functions of the
+    step alone, so a resumed run follows the same curve; cosine_budget also of the time spent."""
     t = train_cfg
     lr = t.lr
-    if t.lr_schedule == "cosine" and t.steps > 0:
-        lr *= 0.5 * (1 + math.cos(math.pi * min(step, t.steps) / t.steps))
+    if t.lr_schedule in ("cosine", "cosine_budget") and t.steps > 0:
+        progress = min(step, t.steps) / t.steps
+        if t.lr_schedule == "cosine_budget" and t.max_minutes > 0:
+            progress = max(progress, min(1.0, elapsed / (60 * t.max_minutes)))
+        lr *= 0.5 * (1 + math.cos(math.pi * progress))
     if step < t.warmup_steps:
         lr *= (step + 1) / t.warmup_steps
     return lr
@@ -262,7 +266,7 @@ class Trainer:
             )
         self._updating = True
         for group in self.opt.param_groups:
-            group["lr"] = scheduled_lr(t, self.step)
+            group["lr"] = scheduled_lr(t, self.step, self.elapsed)
         self.scaler.step(self.opt)
         self.scaler.update()
         ema_update(self.ema, self.model, t.ema_decay)

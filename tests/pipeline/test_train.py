@@ -84,6 +84,34 @@ def test_cosine_schedule_and_warmup_follow_the_step(tiny_cfg):
     assert [scheduled_lr(warm, s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
 
 
+def test_cosine_budget_anneals_by_the_step_or_the_clock_whichever_is_further(tiny_cfg):
+    from dataclasses import replace
+
+    from infdiff.train import scheduled_lr
+
+    t = replace(tiny_cfg.train, lr=1e-3, steps=100, max_minutes=10.0, lr_schedule="cosine_budget", warmup_steps=0)
+    assert scheduled_lr(t, 50, elapsed=0.0) == pytest.approx(5e-4)  # the steps lead: plain cosine
+    assert scheduled_lr(t, 10, elapsed=300.0) == pytest.approx(5e-4)  # half the 600 s budget spent
+    assert scheduled_lr(t, 10, elapsed=600.0) == pytest.approx(0.0, abs=1e-15)  # budget over: annealed
+    assert scheduled_lr(t, 10, elapsed=900.0) == pytest.approx(0.0, abs=1e-15)
+    no_budget = replace(t, max_minutes=0.0)  # no time budget: the cosine of the steps
+    assert scheduled_lr(no_budget, 50, elapsed=1e6) == pytest.approx(5e-4)
+    assert scheduled_lr(replace(t, lr_schedule="cosine"), 10, elapsed=600.0) > 9e-4  # cosine ignores the clock
+
+
+def test_a_budget_bound_run_under_cosine_budget_ends_on_a_near_zero_lr(tiny_cfg, tmp_path):
+    from dataclasses import replace
+
+    # a budget of ~1 s that stops the run long before its 10^6 steps
+    cfg = replace(tiny_cfg, train=replace(tiny_cfg.train, steps=10**6, max_minutes=1 / 60, lr_schedule="cosine_budget",
+                                          ckpt_every=0, out_dir=str(tmp_path)))
+    trainer = Trainer(cfg, quiet=True)
+    trainer.fit()
+    assert trainer.budget_note is not None and trainer.step < 10**6
+    # the last step ran at <= one step's time before the budget's end: its lr is a small fraction of lr
+    assert trainer.opt.param_groups[0]["lr"] < 0.1 * cfg.train.lr
+
+
 def test_trainer_sets_the_scheduled_lr_and_a_resume_continues_the_curve(tiny_cfg):
     from dataclasses import replace
 
