@@ -145,7 +145,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop after this wall-clock time (0 = no limit)
     coord_fraction: float = 0.25
     grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999  # reached after a warm-up, min(ema_decay, (1 + step) / (10 + step)): see train.ema_decay_at
     precision: str = "bf16"  # bf16 autocast on CPU; fp16 + GradScaler on CUDA
     seed: int = 0
     out_dir: str = "runs/default"

@@ -108,6 +108,19 @@ def scheduled_lr(train_cfg, step):
     return lr
 
 
+def ema_decay_at(decay, step):
+    """The EMA decay used for optimizer step `step` (0-based): min(decay, (1 + step) / (10 + step)).
+
+    The EMA starts as a copy of the random initial weights. With a fixed decay d it still holds
+    d^n of them after n steps -- 14 % after 386 steps at d = 0.995 -- and samples of such an
+    average are far off (an fno_grf run of 386 steps: pixel std 0.51 by Euler-Maruyama and 2.9 by
+    the probability-flow ODE, where the trained weights give the data's 0.23). The warm-up (as in
+    diffusers' EMAModel) averages over about the last tenth of the steps early on, so the share
+    of the initial weights falls below 1e-9 within 100 steps, and reaches d after ~ 10 / (1 - d)
+    steps. A function of the step alone, so a resumed run follows the same curve."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 def ema_update(ema, model, decay):
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1 - decay)
@@ -264,7 +277,7 @@ class Trainer:
             group["lr"] = scheduled_lr(t, self.step)
         self.scaler.step(self.opt)
         self.scaler.update()
-        ema_update(self.ema, self.model, t.ema_decay)
+        ema_update(self.ema, self.model, ema_decay_at(t.ema_decay, self.step))
         self.step += 1
         self._updating, self._step_rng = False, None
         return loss.detach()
@@ -421,5 +434,5 @@ def config_from_checkpoint(state):
     return from_dict(state["config"])
 
 
-__all__ = ["Trainer", "TrainingDiverged", "config_differences", "config_from_checkpoint", "ema_update", "scheduled_lr",
+__all__ = ["Trainer", "TrainingDiverged", "config_differences", "config_from_checkpoint", "ema_decay_at", "ema_update", "scheduled_lr",
            "train"]
