@@ -278,6 +278,9 @@ def build_parser():
     from .evaluate import register as register_eval
 
     register_eval(sub)
+    from .evaluate.compare import register as register_compare
+
+    register_compare(sub)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's). On a busy machine fewer threads than cores can be faster")
     return p
