@@ -117,7 +117,7 @@ def ema_decay_at(decay, step):
     average are far off (an fno_grf run of 386 steps: pixel std 0.51 by Euler-Maruyama and 2.9 by
     the probability-flow ODE, where the trained weights give the data's 0.23). The warm-up (as in
     diffusers' EMAModel) averages over about the last tenth of the steps early on, so the share
-    of the initial weights falls below 1e-9 within 100 steps, and reaches d after ~ 10 / (1 - d)
+    of the initial weights falls below 1e-9 within 100 steps, and reaches d after about 9 / (1 - d)
     steps. A function of the step alone, so a resumed run follows the same curve."""
     return min(decay, (1 + step) / (10 + step))
 

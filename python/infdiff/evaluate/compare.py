@@ -61,7 +61,8 @@ def compare(mollified, fno, out_dir, minutes, resolutions=None, n=64, steps=None
     """Train the three contenders for `minutes` each (train.max_minutes; unless `reuse` and
     <out_dir>/<name>/checkpoint.pt exists), evaluate each at `resolutions` (None: 1x, 2x, 4x),
     write compare.json and compare.md to out_dir and return the JSON's content. overrides:
-    config fields set for all three (e.g. {"train.steps": 3})."""
+    config fields set for all three (e.g. {"train.steps": 3}). A run stops at its train.steps or
+    at the budget, whichever comes first: raise train.steps for a budget that binds all three."""
     from ..train import train
 
     check_arguments(n, resolutions, steps)
@@ -111,14 +112,15 @@ def _fmt(value):
 def table(results):
     """The markdown of compare.md: one row per contender and resolution."""
     used = [c for c in COLUMNS if any(c[0] in row for v in results["contenders"].values() for row in v["metrics"].values())]
-    head = ["model", "noise", "steps", "s/step", "resolution"] + [title for _, title, _ in used]
+    head = ["model", "noise", "steps", "train s", "s/step", "resolution"] + [title for _, title, _ in used]
     lines = [f"# {results['dataset']}: ∞-Diff vs FNO, {results['minutes']:g} min of training each, n = {results['n']}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, v in results["contenders"].items():
         for res, row in v["metrics"].items():
-            cells = [name, v["noise"], str(v["steps"]), _fmt(v["s_per_step"]), f"{res} px"]
+            cells = [name, v["noise"], str(v["steps"]), _fmt(v["train_seconds"]), _fmt(v["s_per_step"]), f"{res} px"]
             lines.append("| " + " | ".join(cells + [_fmt(row.get(k)) for k, _, _ in used]) + " |")
-    lines += ["", "s/step: wall clock per optimizer step, measured beside whatever else ran on the machine. "
+    lines += ["", "Each run stops at its config's train.steps or at the time budget, whichever comes first. "
+              "train s, s/step: wall clock, measured beside whatever else ran on the machine. "
               "The data's own figures at this n (a disjoint test subset) are in compare.json (data_floor).", ""]
     return "\n".join(lines)
 
