@@ -77,22 +77,31 @@ def cmd_superres(args):
     if args.resolution <= low_res:
         raise ValueError(f"--resolution {args.resolution} must be above the input resolution {low_res} px "
                          f"(--input-resolution, default the training resolution): super-resolution only goes up")
-    if args.method == "encode":
+    fno = sampler.cfg.model.family == "fno"
+    method = args.method or ("band" if fno else "sdedit")
+    if fno != (method == "band"):
+        raise ValueError(f"--method {method}: model.family {sampler.cfg.model.family} checkpoints take --method "
+                         f"{'band' if fno else 'sdedit or encode'}")
+    if fno and (args.guidance is not None or args.start is not None):
+        raise ValueError("--guidance and --start are for the mollified family's sdedit; --method band (fno) replaces "
+                         "the input's Fourier band at every step instead")
+    if method == "encode":
         sampler.require_autoencoder("superres --method encode")  # before reading any data
     low = _observations(args, sampler.cfg, low_res)
-    if args.method == "encode":
+    if method == "encode":
         out = sampler.superres_encode(low, args.resolution, steps=args.steps, generator=sampler.generator(args.seed))
     else:
-        out = sampler.superres(low, args.resolution, steps=args.steps, guidance_scale=args.guidance, start=args.start,
-                               generator=sampler.generator(args.seed))
-    suffix = "" if args.method == "sdedit" else f"_{args.method}"
+        guidance = 1.0 if args.guidance is None else args.guidance
+        out = sampler.superres(low, args.resolution, steps=args.steps, guidance_scale=guidance,
+                               start=0.5 if args.start is None else args.start, generator=sampler.generator(args.seed))
+    suffix = "" if method == "sdedit" else f"_{method}"
     bicubic = torch.nn.functional.interpolate(low, size=(args.resolution,) * 2, mode="bicubic", align_corners=False)
     os.makedirs(args.out, exist_ok=True)
     for name, x in ((f"superres_input_{low_res}px", low), (f"superres_bicubic_{args.resolution}px", bicubic.clamp(-1, 1)),
                     (f"superres{suffix}_{args.resolution}px", out)):
         print(save_grid(x, os.path.join(args.out, f"{name}.png")))
     err = rms_after_downsampling(out, low)
-    print(f"rms difference between the output downsampled to {low_res} px and the input ({args.method}): {err:.4f}")
+    print(f"rms difference between the output downsampled to {low_res} px and the input ({method}): {err:.4f}")
 
 
 def _positive(name, value):
@@ -268,16 +277,22 @@ def build_parser():
     r = observed("superres", "low-resolution input -> higher-resolution output")
     r.add_argument("--input-resolution", type=int, default=None, help="default: the training resolution")
     r.add_argument("--resolution", type=int, required=True, help="output resolution")
-    r.add_argument("--guidance", type=float, default=1.0, help="weight of the downsampled-output guidance")
-    r.add_argument("--start", type=float, default=0.5, help="t_s / T the upsampled input is noised to (sdedit)")
-    r.add_argument("--method", choices=["sdedit", "encode"], default="sdedit",
-                   help="sdedit: noise the bicubic upsample to --start and denoise it with --guidance; encode "
-                        "(autoencoder checkpoints, as the paper): encode the input to z, sample at --resolution "
-                        "conditioned on it")
+    r.add_argument("--guidance", type=float, default=None, help="weight of the downsampled-output guidance "
+                   "(sdedit; default 1.0)")
+    r.add_argument("--start", type=float, default=None, help="t_s / T the upsampled input is noised to (sdedit; "
+                   "default 0.5)")
+    r.add_argument("--method", choices=["sdedit", "encode", "band"], default=None,
+                   help="sdedit (default for model.family mollified): noise the bicubic upsample to --start and "
+                        "denoise it with --guidance; encode (autoencoder checkpoints, as the paper): encode the input "
+                        "to z, sample at --resolution conditioned on it; band (model.family fno, its default; Lim et "
+                        "al.): the input's Fourier modes replace the state's, noised to each step's time")
     r.set_defaults(func=cmd_superres)
     from .evaluate import register as register_eval
 
     register_eval(sub)
+    from .evaluate.compare import register as register_compare
+
+    register_compare(sub)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's). On a busy machine fewer threads than cores can be faster")
     return p

@@ -27,6 +27,7 @@ NOISE_MODES = ("function", "pixel")
 FAMILIES = ("mollified", "fno")
 FUNCTION_NOISES = ("trace_class", "white")
 FUNCTION_SAMPLERS = ("sde", "ode", "langevin")
+LEVEL_SCHEDULES = ("mixed", "coarse_to_fine")
 
 
 @dataclass
@@ -150,7 +151,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop after this wall-clock time (0 = no limit)
     coord_fraction: float = 0.25
     grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999  # reached after a warm-up, min(ema_decay, (1 + step) / (10 + step)): see train.ema_decay_at
     precision: str = "bf16"  # bf16 autocast on CPU; fp16 + GradScaler on CUDA
     seed: int = 0
     out_dir: str = "runs/default"
@@ -162,6 +163,13 @@ class TrainConfig:
     # wrap the network in torch.compile(fullgraph=True) for the training steps: faster steps
     # after a one-off compile of tens of seconds, worth it for long runs (sampling stays eager)
     compile: bool = False
+    # multilevel training (model.family fno): resolutions, coarse to fine, each batch a Fourier
+    # truncation of the data (empty = data.resolution only); mixed: one level per step in turn;
+    # coarse_to_fine: train.steps in equal phases, coarsest first; batch sizes per level
+    # (empty = train.batch_size each). The cost per level goes to <out_dir>/cost.json
+    levels: typing.List[int] = field(default_factory=list)
+    level_schedule: str = "mixed"
+    level_batch_sizes: typing.List[int] = field(default_factory=list)
     # on CPU, torch's thread count follows the cores other processes leave free (infdiff.threads):
     # on a shared machine a fixed count waits for a busy core at every op
     adapt_threads: bool = True
@@ -312,6 +320,7 @@ def _check(cfg: Config):
             _fail(path, message)
     if m.family == "fno":
         _check_function_space(cfg)
+    _check_levels(cfg)
     if m.autoencoder.enabled:
         _check_autoencoder(cfg)
     if d.resolution < m.kernel_size:
@@ -354,6 +363,27 @@ def _check_autoencoder(cfg: Config):
     for path, ok, message in checks:
         if not ok:
             _fail(path, message)
+
+
+def _check_levels(cfg: Config):
+    """train.levels and its companions: multilevel training is for the fno family, on Fourier
+    truncations of the data (so no level above data.resolution)."""
+    t, r = cfg.train, cfg.data.resolution
+    if t.level_schedule not in LEVEL_SCHEDULES:
+        _fail("train.level_schedule", f"must be one of {LEVEL_SCHEDULES}, got {t.level_schedule!r}")
+    if t.level_batch_sizes and not t.levels:
+        _fail("train.level_batch_sizes", "needs train.levels (one batch size per level)")
+    if not t.levels:
+        return
+    if cfg.model.family != "fno":
+        _fail("train.levels", f"multilevel training needs model.family fno (the operator reads any grid; the "
+                              f"mollified network is trained at data.resolution), got {cfg.model.family!r}")
+    if any(v < 2 or v > r for v in t.levels) or any(a >= b for a, b in zip(t.levels, t.levels[1:])):
+        _fail("train.levels", f"must be increasing resolutions in [2, data.resolution = {r}] (each level is a "
+                              f"Fourier truncation of the data), got {t.levels}")
+    if t.level_batch_sizes and (len(t.level_batch_sizes) != len(t.levels) or min(t.level_batch_sizes) < 1):
+        _fail("train.level_batch_sizes", f"must be empty or one batch size >= 1 per level of train.levels "
+                                         f"({len(t.levels)}), got {t.level_batch_sizes}")
 
 
 def _check_function_space(cfg: Config):

@@ -11,6 +11,8 @@ import math
 import infdiff_kernels as kernels
 import torch
 
+from .model.fno import fourier_resample
+
 NOISE_KINDS = ("trace_class", "white")
 SAMPLERS = ("sde", "ode", "langevin")
 
@@ -182,7 +184,7 @@ class FunctionSpaceDiffusion:
 
     @torch.no_grad()
     def sample(self, model, shape, steps=100, sampler="sde", generator=None, device=None, dtype=torch.float32,
-               langevin_steps=2, langevin_snr=0.1):
+               langevin_steps=2, langevin_snr=0.1, post_step=None):
         """Samples of `shape` (B, C, H, W) at any resolution from noise of the same law, by
         integrating the reverse process from t = 1 down to t_min in `steps` uniform steps, and
         returning the denoised estimate (u - s eps) / m at t_min. Deterministic given the
@@ -195,7 +197,8 @@ class FunctionSpaceDiffusion:
         random only through the initial state.
         sampler="langevin": annealed Langevin -- at each of `steps` noise levels, `langevin_steps`
         preconditioned Langevin moves u += d C grad log p_t + sqrt(2 d) xi, xi ~ N(0, C), with d
-        set from `langevin_snr` (Song et al.'s corrector), then one step of the SDE to the next level."""
+        set from `langevin_snr` (Song et al.'s corrector), then one step of the SDE to the next level.
+        post_step(x, t_next) -> x, if given, edits the state after each step (`superres` uses it)."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -229,7 +232,37 @@ class FunctionSpaceDiffusion:
                 # the reverse SDE's drift: the forward drift minus beta times the preconditioned score
                 drift = -0.5 * beta * x + beta * eps / s
                 x = x - dt * drift + math.sqrt(beta * dt) * self.noise_like(shape, generator, device, dtype)
+            if post_step is not None:
+                x = post_step(x, t_next)
         return self._denoised(x, self._noise_estimate(model, x, self.t_min), self.t_min)
+
+    @torch.no_grad()
+    def superres(self, model, low, resolution, steps=100, sampler="sde", generator=None, dtype=torch.float32):
+        """Super-resolution as Lim et al. condition on a low-resolution input: low (B, C, r, r) fixes
+        the Fourier modes its grid holds strictly below its Nyquist frequency (the band); the reverse
+        process at `resolution` R > r has those modes of its state replaced after every step by the
+        input's, noised to the step's time (m(t) low + s(t) xi, xi of the process's law), and
+        samples the rest; the result's band is the input's exactly. (B, C, R, R) on low's device."""
+        if low.dim() != 4 or low.shape[-1] != low.shape[-2]:
+            raise ValueError(f"low must have shape (B, C, r, r), got {tuple(low.shape)}")
+        r = low.shape[-1]
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= r:
+            raise ValueError(f"resolution must be an int above the input's {r} px, got {resolution!r}")
+        size = (resolution, resolution)
+        observed = fourier_resample(low.to(dtype), size)  # the band-limited input on the fine grid
+
+        def band(x):
+            return fourier_resample(fourier_resample(x, (r, r)), size)
+
+        def replace_band(x, t):
+            tt = torch.tensor([t], dtype=torch.float64)
+            xi = self.noise_like(x.shape, generator, x.device, x.dtype)
+            noised = float(self.mean_coef(tt)) * observed + float(self.std_coef(tt)) * band(xi)
+            return x - band(x) + noised
+
+        x = self.sample(model, (low.shape[0], low.shape[1]) + size, steps=steps, sampler=sampler, generator=generator,
+                        device=low.device, dtype=dtype, post_step=replace_band)
+        return x - band(x) + observed
 
     @staticmethod
     def _flow_drift(x, eps, beta, s):

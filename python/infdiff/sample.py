@@ -134,9 +134,15 @@ class Sampler:
 
     def superres(self, low, resolution, steps=None, guidance_scale=1.0, start=0.5, generator=None):
         """low (B, C, r, r) in [-1, 1] to (B, C, R, R) images, R = `resolution` > r, whose area
-        average at r matches `low`; on the CPU. See `guided.superres`."""
-        self._mollified_only("superres")
+        average at r matches `low`; on the CPU. See `guided.superres`. For the fno family the
+        input fixes the Fourier modes its grid holds instead (`FunctionSpaceDiffusion.superres`,
+        with the checkpoint's sampler; guidance_scale and start do not apply)."""
         guided.check_images("superres", "low", low)
+        if is_function_space(self.cfg):
+            steps_default, sampler = sample_defaults(self.cfg)
+            out = self.diffusion.superres(self.model, self._here(low), resolution, steps=steps or steps_default,
+                                          sampler=sampler, generator=generator, dtype=self.dtype)
+            return out.cpu()
         out = guided.superres(self._network_for(low), self.diffusion, self.cfg, self._here(low), resolution,
                               steps=steps or self.cfg.diffusion.sample_steps, guidance_scale=guidance_scale,
                               start=start, generator=generator)

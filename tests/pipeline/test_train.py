@@ -6,7 +6,7 @@ import torch
 from infdiff.checkpoint import CheckpointError, load_checkpoint
 from infdiff.images import save_grid
 from infdiff.sample import Sampler
-from infdiff.train import Trainer
+from infdiff.train import Trainer, ema_decay_at, ema_update
 
 
 def _params(model):
@@ -139,3 +139,16 @@ def test_lr_schedule_errors_name_the_field():
         load_config(TINY, {"train.lr_schedule": "linear"})
     with pytest.raises(ConfigError, match="train.warmup_steps"):
         load_config(TINY, {"train.warmup_steps": -1})
+
+
+def test_the_ema_forgets_the_initial_weights():
+    """After 100 steps of a model held at fixed weights, the EMA equals them: a fixed decay of
+    0.995 would still hold 0.995^100 = 61 % of the random initialisation it was copied from."""
+    torch.manual_seed(0)
+    ema, model = torch.nn.Linear(4, 4).requires_grad_(False), torch.nn.Linear(4, 4)
+    for step in range(100):
+        ema_update(ema, model, ema_decay_at(0.995, step))
+    assert torch.allclose(_params(ema), _params(model), rtol=0, atol=1e-6)  # float32 rounding of 100 lerps
+    # the warm-up ends at the configured decay and never exceeds it
+    assert ema_decay_at(0.995, 10_000) == 0.995 and all(ema_decay_at(0.995, s) <= 0.995 for s in range(3000))
+    assert ema_decay_at(0.9, 0) == 0.1  # step 0 keeps a tenth of the initial weights

@@ -52,6 +52,14 @@ def evaluate_band(coeff, size):
     return torch.fft.irfft2(full, s=(h, w), norm="forward")
 
 
+def fourier_resample(u, size):
+    """u (..., H, W) as the band-limited periodic function of its modes strictly below the Nyquist
+    frequency of both grids, sampled on a grid of `size` (h, w): Fourier truncation going down,
+    exact trigonometric interpolation going up."""
+    modes = max(min(u.shape[-2], size[0]), min(u.shape[-1], size[1])) // 2 + 1
+    return evaluate_band(band_limit(u, modes), size)
+
+
 class SpectralConv2d(nn.Module):
     """v (B, C_in, G, G) -> (B, C_out, G, G): per Fourier mode with |kx| < modes, ky < modes, a
     learned complex C_in x C_out matrix; every other mode is zero (mode truncation)."""
@@ -145,4 +153,4 @@ class FourierNeuralOperator(nn.Module):
         return f"modes={self.modes}, grid={self.grid}"
 
 
-__all__ = ["FNOBlock", "FourierNeuralOperator", "SpectralConv2d", "band_limit", "evaluate_band"]
+__all__ = ["FNOBlock", "FourierNeuralOperator", "SpectralConv2d", "band_limit", "evaluate_band", "fourier_resample"]

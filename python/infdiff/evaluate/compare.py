@@ -1,0 +1,167 @@
+"""`infdiff compare`: the two families on the same data with the same time budget -- ∞-Diff
+(the mollified config), a Fourier neural operator with trace-class forward noise and the same
+operator with white forward noise (the fno config with function_space.noise set) -- each
+trained (or taken from an earlier run in the same folder), scored by `evaluate_checkpoint` at
+1x, 2x and 4x the training resolution, and written as one markdown table (compare.md) and
+one JSON file (compare.json) with the metrics per resolution and the training cost per step."""
+import json
+import os
+
+from .._atomic import atomic_write
+from .run import check_arguments, evaluate_checkpoint
+
+CONTENDERS = (  # (name, which config, overrides of it)
+    ("infdiff", "mollified", {}),
+    ("fno_trace_class", "fno", {"function_space.noise": "trace_class"}),
+    ("fno_white", "fno", {"function_space.noise": "white"}),
+)
+# (key in compare.json, column title, where in eval.json: "native" or "train_res", factor for the
+# table: eval.json keeps the spectrum errors as fractions, its report shows percent, as here)
+COLUMNS = (
+    ("fd", "FD (28 px view)", "train_res", 1),
+    ("spectrum_err", "spectrum err % (native)", "native", 100),
+    ("law_spectrum_err", "law spectrum err % (all bands)", "native", 100),
+    ("swd", "patch SWD (native)", "native", 1),
+)
+
+
+def _configs(mollified, fno, overrides, out_dir):
+    """{contender name: Config} training into <out_dir>/<name>; the families must be what their
+    flags say and the three share one data section."""
+    from ..config import ConfigError, load_config
+
+    cfgs = {}
+    for name, which, extra in CONTENDERS:
+        path = mollified if which == "mollified" else fno
+        cfg = load_config(path, {**overrides, **extra, "train.out_dir": os.path.join(out_dir, name)})
+        family = "mollified" if which == "mollified" else "fno"
+        if cfg.model.family != family:
+            raise ConfigError(f"--{which}: {path} has model.family {cfg.model.family!r}, expected {family!r}")
+        cfgs[name] = cfg
+    data = {name: cfg.to_dict()["data"] for name, cfg in cfgs.items()}
+    first = data["infdiff"]
+    for name, values in data.items():
+        differ = sorted(k for k in set(first) | set(values) if first.get(k) != values.get(k) and k != "num_workers")
+        if differ:
+            raise ConfigError(f"--mollified and --fno must train on the same data; data.{differ[0]} differs "
+                              f"({first.get(differ[0])!r} vs {values.get(differ[0])!r})")
+    return cfgs
+
+
+def _train_cost(ckpt_path):
+    """(steps, seconds, s_per_step) of a checkpoint's training."""
+    from ..checkpoint import load_checkpoint
+
+    state = load_checkpoint(ckpt_path)
+    steps, seconds = int(state["step"]), float(state.get("elapsed", 0.0))
+    return steps, seconds, (seconds / steps if steps else None)
+
+
+def compare(mollified, fno, out_dir, minutes, resolutions=None, n=64, steps=None, seed=0, overrides=None,
+            reuse=False, log=print):
+    """Train the three contenders for `minutes` each (train.max_minutes; unless `reuse` and
+    <out_dir>/<name>/checkpoint.pt exists), evaluate each at `resolutions` (None: 1x, 2x, 4x),
+    write compare.json and compare.md to out_dir and return the JSON's content. overrides:
+    config fields set for all three (e.g. {"train.steps": 3}). A run stops at its train.steps or
+    at the budget, whichever comes first: raise train.steps for a budget that binds all three."""
+    from ..train import train
+
+    check_arguments(n, resolutions, steps)
+    if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes <= 0:
+        raise ValueError(f"minutes (--minutes) must be a number > 0 (the time budget of each run), got {minutes!r}")
+    cfgs = _configs(mollified, fno, {**(overrides or {}), "train.max_minutes": float(minutes)}, out_dir)
+    out = {"minutes": minutes, "n": n, "seed": seed, "contenders": {}}
+    for name, cfg in cfgs.items():
+        run = cfg.train.out_dir
+        ckpt = os.path.join(run, "checkpoint.pt")
+        if not (reuse and os.path.isfile(ckpt)):
+            log(f"compare: training {name} ({cfg.model.family}) for at most {minutes:g} min")
+            train(cfg, quiet=True)
+        trained, seconds, per_step = _train_cost(ckpt)
+        log(f"compare: evaluating {name} ({trained} steps)")
+        results = evaluate_checkpoint(ckpt, resolutions, n, steps=steps, seed=seed, out_dir=os.path.join(run, "eval"),
+                                      log=lambda *_: None)
+        metrics = {}
+        for res in results["resolutions"]:
+            row = {}
+            for key, _, where, _ in COLUMNS:
+                value = results[where][str(res)].get(key)
+                if value is not None:
+                    row[key] = value
+            metrics[str(res)] = row
+        out["contenders"][name] = {
+            "family": cfg.model.family, "noise": cfg.function_space.noise if cfg.model.family == "fno" else "mollified",
+            "train_resolution": cfg.data.resolution, "steps": trained, "train_seconds": round(seconds, 1),
+            "s_per_step": round(per_step, 4) if per_step else None, "checkpoint": os.path.abspath(ckpt),
+            "metrics": metrics, "data_floor": {k: results["data"].get(k) for k, _, _, _ in COLUMNS if k in results["data"]},
+        }
+    out["dataset"] = next(iter(cfgs.values())).data.name
+    with atomic_write(os.path.join(out_dir, "compare.json"), "w") as fh:
+        json.dump(out, fh, indent=2)
+    with atomic_write(os.path.join(out_dir, "compare.md"), "w") as fh:
+        fh.write(table(out))
+    log(table(out))
+    return out
+
+
+def _fmt(value):
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def table(results):
+    """The markdown of compare.md: one row per contender and resolution."""
+    used = [c for c in COLUMNS if any(c[0] in row for v in results["contenders"].values() for row in v["metrics"].values())]
+    head = ["model", "noise", "steps", "train s", "s/step", "resolution"] + [title for _, title, _, _ in used]
+    lines = [f"# {results['dataset']}: ∞-Diff vs FNO, {results['minutes']:g} min of training each, n = {results['n']}",
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, v in results["contenders"].items():
+        for res, row in v["metrics"].items():
+            cells = [name, v["noise"], str(v["steps"]), _fmt(v["train_seconds"]), _fmt(v["s_per_step"]), f"{res} px"]
+            figures = [_fmt(None if row.get(k) is None else row[k] * factor) for k, _, _, factor in used]
+            lines.append("| " + " | ".join(cells + figures) + " |")
+    first = next(iter(results["contenders"].values()), None)
+    if first and first["data_floor"]:  # the same data, seed and n for all three: one row
+        floor = [_fmt(None if first["data_floor"].get(k) is None else first["data_floor"][k] * factor)
+                 for k, _, _, factor in used]
+        lines.append("| " + " | ".join(["data vs data", "-", "-", "-", "-", f"{first['train_resolution']} px"] + floor) + " |")
+    lines += ["", "Each run stops at its config's train.steps or at the time budget, whichever comes first. "
+              "train s, s/step: wall clock, measured beside whatever else ran on the machine. "
+              "data vs data: a disjoint test subset of the same n against the reference, at the training "
+              "resolution (what a perfect model scores).", ""]
+    return "\n".join(lines)
+
+
+def register(subparsers):
+    """Add `compare` to `subparsers`; returns its parser."""
+    p = subparsers.add_parser("compare", help="train and evaluate ∞-Diff vs FNO + trace-class vs FNO + white noise",
+                              description="Train ∞-Diff (--mollified config), FNO with trace-class noise and FNO with "
+                                          "white noise (--fno config) on the same data for the same time, evaluate "
+                                          "each at 1x/2x/4x, write compare.md and compare.json. See "
+                                          "docs/function_space.md.")
+    p.add_argument("--mollified", default="grf_mixture", help="config of the ∞-Diff model (default: grf_mixture)")
+    p.add_argument("--fno", default="fno_grf", help="config of the two FNO models (default: fno_grf)")
+    p.add_argument("--minutes", type=float, required=True, help="training time budget of each model")
+    p.add_argument("--resolution", type=int, nargs="+", default=None,
+                   help="resolutions to evaluate at (default: 1x, 2x and 4x the training resolution)")
+    p.add_argument("--n", type=int, default=64, help="samples per resolution")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: each config's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/compare", help="folder of the three runs and the report")
+    p.add_argument("--reuse", action="store_true", help="evaluate the checkpoints already in --out instead of training")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="a config field set for all three")
+    p.set_defaults(func=cmd_compare)
+    return p
+
+
+def cmd_compare(args):
+    from ..config import parse_override
+
+    overrides = dict(parse_override(o) for o in args.set or [])
+    compare(args.mollified, args.fno, args.out, args.minutes, resolutions=args.resolution, n=args.n, steps=args.steps,
+            seed=args.seed, overrides=overrides, reuse=args.reuse)
+    return 0
+
+
+__all__ = ["CONTENDERS", "cmd_compare", "compare", "register", "table"]
