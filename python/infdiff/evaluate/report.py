@@ -122,6 +122,20 @@ def _pyplot():
     return plt
 
 
+def _label(ax, xlabel, ylabel, title):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+
+
+def _save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_metrics(results, path):
     """One panel per metric vs resolution: train-res and native lines, and the data-vs-data
     figures at the same n (dashed) that a perfect model would get."""
@@ -206,14 +220,8 @@ def plot_spectrum(results, res, path):
     ax2.set_xscale("log")
     if any(line.get_ydata().size and (line.get_ydata() > 0).any() for line in ax2.get_lines()):
         ax2.set_yscale("log")  # errors span decades; but identical sets have none to show
-    ax2.set_xlabel("band |k|")
-    ax2.set_ylabel("|S - D| / D  (%)")
-    ax2.set_title("relative error per band")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    _label(ax2, "band |k|", "|S - D| / D  (%)", "relative error per band")
+    return _save(plt, fig, path)
 
 
 def plot_microstructure(results, path):
@@ -237,18 +245,9 @@ def plot_microstructure(results, path):
         ax2.stairs(counts / max(1, counts.sum()), edges, color=f"C{i}", label=f"samples at {r} px")
         counts = np.histogram(m["vf_data"], edges)[0]
         ax2.stairs(counts / max(1, counts.sum()), edges, color=f"C{i}", fill=True, alpha=0.2, label=f"data at {r} px")
-    ax.set_xlabel("lag |d| (fraction of the domain)")
-    ax.set_ylabel("S2(|d|)")
-    ax.set_title("two-point correlation of the phase x > 0")
-    ax.legend(fontsize=7)
-    ax2.set_xlabel("volume fraction of phase x > 0")
-    ax2.set_ylabel("share of images")
-    ax2.set_title("volume-fraction histogram")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    _label(ax, "lag |d| (fraction of the domain)", "S2(|d|)", "two-point correlation of the phase x > 0")
+    _label(ax2, "volume fraction of phase x > 0", "share of images", "volume-fraction histogram")
+    return _save(plt, fig, path)
 
 
 def _fmt_meta(results):
