@@ -191,6 +191,26 @@ def test_grf_law_spectrum_and_mixture_assignment():
             assert err < 0.04
 
 
+def test_mixture_assignment_survives_white_noise_at_every_resolution(monkeypatch):
+    """Each component's own draws (the project's gaussian_random_field, via law_draws) are
+    assigned to it at 1x, 2x and 4x, also under white noise up to 5x the assignment's floor;
+    before the floor, 1e-3 of noise sent every field to component 1."""
+    mix = load_config(os.path.join(PRESETS, "grf_mixture.yaml")).data
+    noise_gen = torch.Generator().manual_seed(7)
+    for factor in (1, 2, 4):
+        res = factor * mix.resolution
+        x, truth = grf.law_draws(mix, 200, res, seed=3)
+        assert 0 < int(truth.sum()) < 200  # both components drawn
+        for noise in (0.0, 1e-3, grf.FLOOR_STD, 5 * grf.FLOOR_STD):
+            noisy = x + noise * torch.randn(x.shape, generator=noise_gen)
+            pick = grf.assign_components(noisy, mix)
+            for j in range(2):
+                assert (pick[truth == j] == j).double().mean() >= 0.95, (res, noise, j)
+    monkeypatch.setattr(grf, "FLOOR_STD", 1e6)  # a floor above every mode: nothing to compare
+    with pytest.raises(ValueError, match="data.grf_mixture_alpha2"):
+        grf.assign_components(x, mix)
+
+
 def test_evaluate_samples_mnist_identical_to_data(cnn_cache, tmp_path):
     folder, _ = cnn_cache
     cfg = load_config(MNIST)

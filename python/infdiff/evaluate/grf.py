@@ -11,7 +11,9 @@ more (the law's finer draw `law_draws`); `law_spectrum` is their radial average 
 
 A mixture picks component 1 with probability `grf_mixture_weight`, else component 2, each
 scaled by its own pixel std. `assign_components` gives each image the component of larger
-likelihood of its coefficients in the band every resolution resolves, |kx|, |ky| < R_train/2."""
+likelihood of its coefficients in the band every resolution resolves, |kx|, |ky| < R_train/2,
+restricted to the modes where both components carry power well above a white-noise floor
+(`FLOOR_STD`), with that floor added to each component's variance."""
 import infdiff_kernels as kernels
 import torch
 
@@ -19,6 +21,15 @@ from ..data.datasets import GRF_STD_UNITS, grf_pixel_std
 from .metrics import radial_average
 
 GRF_DATASETS = ("grf", "grf_mixture")
+# The assignment's noise floor: white noise of this pixel std (images in [-1, 1], whose pixel
+# std is 1/4) put on every sample. A smooth component (alpha = 4) has ~1e-10 of the noise's
+# power at its highest modes, so without a floor the residual of any sampler there (or 1e-3 of
+# added white noise) made every field look like the rougher component: 100 % "component 1".
+# Per mode, such noise adds FLOOR_STD^2 / R^2 to E|c_k|^2 (fft2, norm="forward"); R = R_train
+# is the largest of that over the resolutions >= R_train the band is read at.
+FLOOR_STD = 0.01
+# modes kept: those where every component's variance is at least this many times the floor
+FLOOR_MARGIN = 10.0
 
 
 def components(data_cfg):
@@ -66,23 +77,37 @@ def law_draws(data_cfg, n, resolution, seed=0):
     return out, pick
 
 
-def log_likelihoods(x, data_cfg, chunk=256):
-    """(N, K) float64: log density (up to one constant shared by the components) of the
-    Fourier coefficients of x (N, C, R, R) with |kx|, |ky| < R_train/2 under each component:
-    -1/2 sum_k (|c_k|^2 / v_k + log v_k), v_k = scale^2 lambda_k. The sum runs over both
-    members of each conjugate pair (k, -k), which doubles a real field's log density and so
-    keeps the arg max; the band is the one every resolution >= R_train resolves, so the
-    assignment does not depend on how the sampler fills finer scales."""
-    r = x.shape[-1]
-    k = torch.fft.fftfreq(r, d=1.0 / r, dtype=torch.float64)
+def assignment_band(data_cfg, resolution):
+    """((R, R) bool mask of the modes `log_likelihoods` reads, in fft2 layout; the floor variance
+    added to each component's). The modes: |kx|, |ky| < R_train/2 (resolved at every R >= R_train,
+    so finer content does not sway the assignment) and every component's variance
+    scale^2 lambda_k >= FLOOR_MARGIN * the floor (so noise or a sampler's residual there does not)."""
+    k = torch.fft.fftfreq(resolution, d=1.0 / resolution, dtype=torch.float64)
     half = data_cfg.resolution / 2
     keep = (k[:, None].abs() < half) & (k[None, :].abs() < half)
+    floor = (FLOOR_STD / data_cfg.resolution) ** 2
+    for alpha, tau, scale, _ in components(data_cfg):
+        keep &= scale**2 * eigenvalues(resolution, alpha, tau) >= FLOOR_MARGIN * floor
+    if not keep.any():
+        raise ValueError(f"data.grf_alpha / data.grf_tau / data.grf_mixture_alpha2 / data.grf_mixture_tau2: no "
+                         f"Fourier mode where every component's power is {FLOOR_MARGIN:g}x the noise floor of "
+                         f"pixel std {FLOOR_STD}; the mixture's components cannot be told apart")
+    return keep, floor
+
+
+def log_likelihoods(x, data_cfg, chunk=256):
+    """(N, K) float64: log density (up to one constant shared by the components) of the
+    Fourier coefficients of x (N, C, R, R) in `assignment_band` under each component plus the
+    white-noise floor: -1/2 sum_k (|c_k|^2 / v_k + log v_k), v_k = scale^2 lambda_k + floor.
+    The sum runs over both members of each conjugate pair (k, -k), which doubles a real
+    field's log density and so keeps the arg max."""
+    keep, floor = assignment_band(data_cfg, x.shape[-1])
     out = []
     for i in range(0, x.shape[0], chunk):
         power = torch.fft.fft2(x[i : i + chunk].double(), norm="forward").abs().square().sum(1)[:, keep]  # (n, modes)
         cols = []
         for alpha, tau, scale, _ in components(data_cfg):
-            v = scale**2 * eigenvalues(r, alpha, tau)[keep]
+            v = scale**2 * eigenvalues(x.shape[-1], alpha, tau)[keep] + floor
             cols.append(-0.5 * (power / v + v.log() * x.shape[1]).sum(1))
         out.append(torch.stack(cols, 1))
     return torch.cat(out)

@@ -23,6 +23,10 @@ NATIVE_COLUMNS = [
     ("component1_share_data", "data comp.1 share %", "{:.1f}", 100.0),
     ("component1_spectrum_err", "comp.1 law err %", "{:.1f}", 100.0),
     ("component2_spectrum_err", "comp.2 law err %", "{:.1f}", 100.0),
+    ("s2_err", "S2 abs err", "{:.4f}"), ("s2_err_data", "data S2 abs err", "{:.4f}"),
+    ("s2_rel_err", "S2 rel err %", "{:.1f}", 100.0), ("s2_rel_err_data", "data S2 rel err %", "{:.1f}", 100.0),
+    ("vf_w1", "VF W1", "{:.4f}"), ("vf_w1_data", "data VF W1", "{:.4f}"),
+    ("vf_mean", "VF mean", "{:.3f}"), ("vf_mean_data", "data VF mean", "{:.3f}"),
 ]
 # panels of metrics.png: (title, scale, keys drawn in it)
 PANELS = [
@@ -118,6 +122,20 @@ def _pyplot():
     return plt
 
 
+def _label(ax, xlabel, ylabel, title):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+
+
+def _save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_metrics(results, path):
     """One panel per metric vs resolution: train-res and native lines, and the data-vs-data
     figures at the same n (dashed) that a perfect model would get."""
@@ -202,14 +220,34 @@ def plot_spectrum(results, res, path):
     ax2.set_xscale("log")
     if any(line.get_ydata().size and (line.get_ydata() > 0).any() for line in ax2.get_lines()):
         ax2.set_yscale("log")  # errors span decades; but identical sets have none to show
-    ax2.set_xlabel("band |k|")
-    ax2.set_ylabel("|S - D| / D  (%)")
-    ax2.set_title("relative error per band")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    _label(ax2, "band |k|", "|S - D| / D  (%)", "relative error per band")
+    return _save(plt, fig, path)
+
+
+def plot_microstructure(results, path):
+    """Left: S2 of samples (solid) and data (dashed) at each resolution against the lag as a
+    fraction of the domain, so that resolutions overlay; right: the volume-fraction
+    histograms of samples (steps) and data (filled) at each resolution."""
+    import numpy as np
+
+    from .microstructure import histogram_edges
+
+    plt = _pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    curves = results["microstructure"]
+    edges = histogram_edges(*[curves[str(r)][k] for r in results["resolutions"] for k in ("vf_samples", "vf_data")])
+    for i, r in enumerate(results["resolutions"]):
+        m = curves[str(r)]
+        lag = [b / r for b in range(len(m["s2_samples"]))]
+        ax.plot(lag, m["s2_samples"], c=f"C{i}", label=f"samples at {r} px")
+        ax.plot(lag, m["s2_data"], c=f"C{i}", ls="--", label=f"data resampled to {r} px")
+        counts = np.histogram(m["vf_samples"], edges)[0]
+        ax2.stairs(counts / max(1, counts.sum()), edges, color=f"C{i}", label=f"samples at {r} px")
+        counts = np.histogram(m["vf_data"], edges)[0]
+        ax2.stairs(counts / max(1, counts.sum()), edges, color=f"C{i}", fill=True, alpha=0.2, label=f"data at {r} px")
+    _label(ax, "lag |d| (fraction of the domain)", "S2(|d|)", "two-point correlation of the phase x > 0")
+    _label(ax2, "volume fraction of phase x > 0", "share of images", "volume-fraction histogram")
+    return _save(plt, fig, path)
 
 
 def _fmt_meta(results):
@@ -231,6 +269,8 @@ def write(results, samples, references, out_dir, grid_n=64):
         files[f"spectrum_{r}"] = plot_spectrum(results, r, os.path.join(out_dir, f"spectrum_{r}px.png"))
         files[f"samples_{r}"] = save_grid(samples[r][:grid_n], os.path.join(out_dir, f"samples_{r}px.png"))
         files[f"data_{r}"] = save_grid(references[r][:grid_n], os.path.join(out_dir, f"data_{r}px.png"))
+    if "microstructure" in results:
+        files["microstructure"] = plot_microstructure(results, os.path.join(out_dir, "microstructure.png"))
     results["files"] = {k: os.path.basename(v) for k, v in files.items()}
     save_json(results, os.path.join(out_dir, "eval.json"))
     r0 = results["train_resolution"]
@@ -246,6 +286,11 @@ def write(results, samples, references, out_dir, grid_n=64):
            "", _markdown_table(results, "native", NATIVE_COLUMNS), "",
            "## Metrics vs resolution", "", "![metrics vs resolution](metrics.png)", "", "## Spectra", ""]
     md += [f"![power spectra at {r} px](spectrum_{r}px.png)\n" for r in res]
+    if "microstructure" in results:
+        md += ["## Microstructure: two-point correlation and volume fractions", "",
+               "Phase: pixels with x > 0. S2 abs err: mean |S2 samples - S2 data| over lags 1..R/2 - 1 px; "
+               "VF W1: 1-D Wasserstein distance between the per-image volume fractions.", "",
+               "![two-point correlation and volume-fraction histograms](microstructure.png)", ""]
     md += ["## Samples and the data they are compared with", "",
            "| resolution | samples | test data (resampled) |", "|---|---|---|"]
     md += [f"| {r} px | ![samples at {r} px](samples_{r}px.png) | ![data at {r} px](data_{r}px.png) |" for r in res]

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from . import features, grf, metrics, report
+from . import features, grf, metrics, microstructure, report
 
 DEFAULT_BATCH = 64
 
@@ -93,6 +93,11 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
     else:
         notes.append(f"dataset {name!r} has no class labels, so there is no feature CNN: FD, KID, classifier "
                      "confidence and class entropy are skipped; spectrum and patch SWD are reported")
+    is_micro = name in microstructure.DATASETS
+    if is_micro:
+        notes.append(f"microstructure: images thresholded at {microstructure.THRESHOLD} into two phases; two-point "
+                     "correlation S2 (periodic FFT) and per-image volume fractions, native only, vs the data "
+                     "resampled to R (bicubic) and then thresholded")
     if is_grf:
         notes.append("GRF data: the native spectra are also compared with the known law's (analytic) spectrum, "
                      "over bands 1..R/2 - 1 at each resolution R")
@@ -105,6 +110,8 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
         "seed": seed, "upsample": upsample, **(meta or {}), "notes": notes,
         "data": {}, "train_res": {}, "native": {}, "spectra": {},
     }
+    if is_micro:
+        results["microstructure"] = {}
     top_train = train_res // 2 - 1  # bands below the Nyquist band, whose ring the square grid cuts
     # the data's own figures at this n (a disjoint test subset vs the reference): what a perfect model gets
     if floor is not None:
@@ -145,6 +152,13 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
             native["law_spectrum_err_data"] = metrics.spectrum_error(
                 metrics.radial_power_spectrum(draws), law, res // 2 - 1)[1]
             spec_native.update({"law": law, "law_rel_err": law_rel})
+        if is_micro:
+            figures, curves = microstructure.compare(x, references[res])
+            native.update(figures)
+            if floor is not None:
+                floor_figures = microstructure.compare(metrics.to_resolution(floor, res, upsample), references[res])[0]
+                native.update({k + "_data": v for k, v in floor_figures.items()})
+            results["microstructure"][key] = {k: metrics.summary(v) for k, v in curves.items()}
         if is_mixture:
             native["mixture"] = {**_mixture(x, cfg, res), "component1_share_data": data_share}
         results["native"][key] = native
