@@ -99,17 +99,22 @@ def test_cosine_budget_anneals_by_the_step_or_the_clock_whichever_is_further(tin
     assert scheduled_lr(replace(t, lr_schedule="cosine"), 10, elapsed=600.0) > 9e-4  # cosine ignores the clock
 
 
-def test_a_budget_bound_run_under_cosine_budget_ends_on_a_near_zero_lr(tiny_cfg, tmp_path):
+def test_the_trainer_anneals_cosine_budget_by_the_time_already_spent(tiny_cfg, tmp_path):
     from dataclasses import replace
 
-    # a budget of ~1 s that stops the run long before its 10^6 steps
-    cfg = replace(tiny_cfg, train=replace(tiny_cfg.train, steps=10**6, max_minutes=1 / 60, lr_schedule="cosine_budget",
+    from infdiff.train import scheduled_lr
+
+    # step 0 of 10^6, but 99 % of a 10-minute budget already spent (as a resumed or slow run would
+    # be): the step must take the clock's nearly annealed lr, not the step count's nearly full one
+    cfg = replace(tiny_cfg, train=replace(tiny_cfg.train, steps=10**6, max_minutes=10.0, lr_schedule="cosine_budget",
                                           ckpt_every=0, out_dir=str(tmp_path)))
     trainer = Trainer(cfg, quiet=True)
-    trainer.fit()
-    assert trainer.budget_note is not None and trainer.step < 10**6
-    # the last step ran at <= one step's time before the budget's end: its lr is a small fraction of lr
-    assert trainer.opt.param_groups[0]["lr"] < 0.1 * cfg.train.lr
+    trainer.elapsed = 0.99 * 600
+    d = cfg.data
+    trainer.train_step(torch.rand(cfg.train.batch_size, d.channels, d.resolution, d.resolution) * 2 - 1)
+    used = trainer.opt.param_groups[0]["lr"]
+    assert used == pytest.approx(scheduled_lr(cfg.train, 0, 0.99 * 600))
+    assert used < 1e-3 * cfg.train.lr
 
 
 def test_trainer_sets_the_scheduled_lr_and_a_resume_continues_the_curve(tiny_cfg):
