@@ -196,7 +196,13 @@ def distinct(coords, size):
     """ValueError when a batch element of coords (B, N, 2) holds a pixel twice."""
     if coords.shape[1] < 2:
         return
-    linear = (coords[..., 0].long() * size[1] + coords[..., 1].long()).sort(1).values
+    linear = coords[..., 0].long() * size[1] + coords[..., 1].long()
+    # Points in strictly increasing row-major order (as the pipeline keeps them) are distinct:
+    # one pass, 0.25 ms instead of the sort's 1.0 for bench/knn.py's 4 x 16384 points at 1
+    # thread, a tenth of the op. Any other order takes the sort.
+    if bool((linear[:, 1:] > linear[:, :-1]).all()):
+        return
+    linear = linear.sort(1).values
     same = linear[:, 1:] == linear[:, :-1]
     if bool(same.any()):
         b, n = (int(i) for i in same.nonzero()[0])

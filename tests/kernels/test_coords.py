@@ -97,3 +97,26 @@ def test_checked_coords_opcheck(distinct_points, dtype):
     torch.library.opcheck(checked_coords_op, (coords, 5, 4, distinct_points))
     out = checked_coords_op(coords, 5, 4, distinct_points)
     assert out.dtype == torch.int32 and out.is_contiguous() and torch.equal(out, coords.to(torch.int32))
+
+
+@pytest.mark.parametrize(
+    "order,duplicate,name",
+    [("sorted", False, None), ("shuffled", False, None), ("sorted", True, "batch element 1"),
+     ("shuffled", True, "batch element 1")],
+)
+def test_duplicate_check_in_any_point_order(order, duplicate, name):
+    # Row-major-sorted points take a one-pass proof, any other order the sort: both must
+    # find a repeat wherever it sits and pass every distinct set.
+    g = torch.Generator().manual_seed(7)
+    coords = ik.random_coords(2, (9, 8), 0.5, generator=g)
+    linear = coords[..., 0] * 8 + coords[..., 1]
+    coords = torch.gather(coords, 1, linear.argsort(1)[..., None].expand(-1, -1, 2))  # row-major
+    if duplicate:
+        coords[1, 5] = coords[1, 4]  # adjacent when sorted: not strictly increasing
+    if order == "shuffled":
+        coords = coords[:, torch.randperm(coords.shape[1], generator=g)]
+    if name is None:
+        assert torch.equal(checked_coords_op(coords, 9, 8, True), coords.to(torch.int32))
+    else:
+        with pytest.raises(ValueError, match=name):
+            checked_coords_op(coords, 9, 8, True)
