@@ -188,8 +188,9 @@ def run_case(size, density, backends, repeats, generator, peers, device=torch.de
     return timings, build_timings
 
 
-def headline(timings, build_timings, size):
-    """The issue's figures at `size`^2 (ratios), each with its target and whether it is met;
+def headline(timings, build_timings, size, main):
+    """The issue's figures at `size`^2 (ratios) for the compiled backend `main` ("cpu" or
+    "cuda": main_backend), each with its target and whether it is met;
     the fwd+bwd targets are judged in both backward modes (see MODES). Each ratio is of
     medians, with the ratio of minima beside it ("ratio_of_min")."""
     found = {(t.case, t.impl): t for t in timings + build_timings if t.median_s is not None}
@@ -203,8 +204,8 @@ def headline(timings, build_timings, size):
     figures = {}
     for mode in ("fwd+bwd", "fwd+bwd(x)"):
         for density, target in (("1/4", 0.25), ("1", 1.5)):
-            figures[f"cpu {mode} / dense {mode}, d={density}"] = (ratio(f"d={density} {mode}", "cpu", "dense"), target)
-    figures["build_neighbor_map / cpu fwd, d=1/4"] = (ratio("d=1/4", "build_neighbor_map", "cpu fwd"), 0.2)
+            figures[f"{main} {mode} / dense {mode}, d={density}"] = (ratio(f"d={density} {mode}", main, "dense"), target)
+    figures[f"build_neighbor_map / {main} fwd, d=1/4"] = (ratio("d=1/4", "build_neighbor_map", f"{main} fwd"), 0.2)
     return {
         name: {
             "ratio": value and value[0],
@@ -219,7 +220,8 @@ def headline(timings, build_timings, size):
 def report(args, sizes, densities, backends, peers, timings, build_timings, final):
     """Write the JSON; when `final`, print the tables and the headline figures too."""
     head_size = HEADLINE_SIZE if HEADLINE_SIZE in sizes else max(sizes)
-    figures = headline(timings, build_timings, head_size)
+    main = main_backend(backends)
+    figures = headline(timings, build_timings, head_size, main)
     extra = {
         "complete": final,
         "config": {"B": B, "C": C, "K": K, "dtype": "float32", "sizes": list(sizes), "densities": [str(d) for d in densities]},
@@ -236,8 +238,8 @@ def report(args, sizes, densities, backends, peers, timings, build_timings, fina
     print(ratio_table(timings, "dense", title))
     print(ratio_table(timings, "dense", stat="min"))
     print()
-    print(ratio_table(build_timings, "cpu fwd", "neighbour-map build vs one forward"))
-    print(ratio_table(build_timings, "cpu fwd", stat="min"))
+    print(ratio_table(build_timings, f"{main} fwd", "neighbour-map build vs one forward"))
+    print(ratio_table(build_timings, f"{main} fwd", stat="min"))
     print(f"\nheadline at {head_size}^2 (issue 3 targets):")
     for name, f in figures.items():
         shown = "n/a" if f["ratio"] is None else f"{f['ratio']:.3f}x (min/min {f['ratio_of_min']:.3f}x)"
