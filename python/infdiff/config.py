@@ -128,6 +128,11 @@ class ModelConfig:
     unet_channels: int = 32
     unet_mults: typing.List[int] = field(default_factory=lambda: [1, 2, 2])
     unet_res_blocks: int = 1
+    # the U-Net's body runs on grid_size / unet_patch: its input convolution is a p x p patch
+    # embedding of stride p, its output a convolution and a pixel shuffle by p (1 = the plain
+    # U-Net on the whole grid). The grid the k-NN lerp fills stays grid_size: a cheaper grid path
+    # at a fixed grid resolution (docs/train_step_flops.md)
+    unet_patch: int = 1
     attention_heads: int = 4
     dropout: float = 0.1
     time_dim: int = 128
@@ -292,8 +297,11 @@ def _check(cfg: Config):
          f"must be >= 1 and divisible by model.attention_heads, got {m.unet_channels}"),
         ("model.unet_mults", len(m.unet_mults) >= 2 and all(v >= 1 for v in m.unet_mults),
          f"must list >= 2 positive multipliers (attention runs at the two lowest), got {m.unet_mults}"),
-        ("model.grid_size", m.grid_size % 2 ** (len(m.unet_mults) - 1) == 0 and m.grid_size >= 2 ** (len(m.unet_mults) - 1),
-         f"must be a multiple of 2^(len(unet_mults)-1) = {2 ** (len(m.unet_mults) - 1)}, got {m.grid_size}"),
+        ("model.unet_patch", m.unet_patch >= 1, f"must be >= 1 (1 = no patch embedding), got {m.unet_patch}"),
+        ("model.grid_size", m.grid_size % (body := max(m.unet_patch, 1) * 2 ** (len(m.unet_mults) - 1)) == 0
+         and m.grid_size >= body,
+         f"must be a multiple of model.unet_patch * 2^(len(unet_mults)-1) = {body}"
+         f" (the U-Net's body halves grid_size / unet_patch at each level), got {m.grid_size}"),
         ("model.unet_res_blocks", m.unet_res_blocks >= 1, f"must be >= 1, got {m.unet_res_blocks}"),
         ("model.attention_heads", m.attention_heads >= 1, f"must be >= 1, got {m.attention_heads}"),
         ("model.dropout", 0 <= m.dropout < 1, f"must be in [0, 1), got {m.dropout}"),

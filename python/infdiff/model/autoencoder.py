@@ -27,7 +27,7 @@ class SemanticEncoder(nn.Module):
         self.cond = nn.Parameter(torch.zeros(1, m.time_dim))
         self.to_grid = PointsToGrid(m, in_channels)
         self.unet_down = UNetDownPath(m.channels, m.unet_channels, m.unet_mults, m.unet_res_blocks, m.attention_heads,
-                                      0.0, m.time_dim)
+                                      0.0, m.time_dim, m.unet_patch)
         ch = self.unet_down.out_channels
         self.mid = ResBlock(ch, ch, m.time_dim, 0.0)
         self.out = nn.Sequential(nn.GroupNorm(_groups(ch), ch), nn.SiLU())

@@ -34,7 +34,8 @@ class InfDiffNet(nn.Module):
         self.time = TimeEmbedding(m.time_dim)
         self.to_grid = PointsToGrid(m, in_channels)
         self.unet = GridUNet(
-            m.channels, m.channels, m.unet_channels, m.unet_mults, m.unet_res_blocks, m.attention_heads, m.dropout, m.time_dim
+            m.channels, m.channels, m.unet_channels, m.unet_mults, m.unet_res_blocks, m.attention_heads, m.dropout, m.time_dim,
+            m.unet_patch,
         )
         self.merge = nn.Linear(2 * m.channels, m.channels)
         self.decoder = sparse_blocks(m)

@@ -59,14 +59,19 @@ def run_blocks(blocks, h, temb):
 
 class UNetDownPath(nn.Module):
     """The U-Net's first half: (B, cin, G, G) -> the features at its lowest resolution
-    (B, out_channels, G / 2^(levels-1), ...) and the skips the up path takes; len(mults)
-    levels, attention and dropout at the two lowest. The semantic encoder runs it alone."""
+    (B, out_channels, G / (patch 2^(levels-1)), ...) and the skips the up path takes; len(mults)
+    levels, attention and dropout at the two lowest. The semantic encoder runs it alone.
 
-    def __init__(self, cin, channels, mults, res_blocks, heads, dropout, time_dim):
+    patch p > 1 (model.unet_patch): the input convolution is a p x p patch embedding of stride p,
+    so every level runs on a grid p times coarser and costs about 1 / p^2 as much; p = 1 is
+    the 3 x 3 convolution of checkpoints written before the field (same names and shapes)."""
+
+    def __init__(self, cin, channels, mults, res_blocks, heads, dropout, time_dim, patch=1):
         super().__init__()
         levels = len(mults)
         self.attn_levels = {levels - 2, levels - 1}
-        self.inp = nn.Conv2d(cin, channels, 3, padding=1)
+        self.patch = patch
+        self.inp = nn.Conv2d(cin, channels, 3, padding=1) if patch == 1 else nn.Conv2d(cin, channels, patch, stride=patch)
         self.down = nn.ModuleList()
         self.skip_channels = [channels]
         ch = channels
@@ -97,10 +102,12 @@ class GridUNet(UNetDownPath):
     """(B, cin, G, G) -> (B, cout, G, G): the down path, a middle block and the up path.
 
     It extends UNetDownPath rather than holding one so that its weights keep the names (and
-    the optimizer its parameters the order) of checkpoints written before the split."""
+    the optimizer its parameters the order) of checkpoints written before the split. With
+    patch p > 1 the output convolution gives p^2 cout channels at G / p, which a pixel shuffle
+    turns into cout channels at G (the inverse of the patch embedding)."""
 
-    def __init__(self, cin, cout, channels, mults, res_blocks, heads, dropout, time_dim):
-        super().__init__(cin, channels, mults, res_blocks, heads, dropout, time_dim)
+    def __init__(self, cin, cout, channels, mults, res_blocks, heads, dropout, time_dim, patch=1):
+        super().__init__(cin, channels, mults, res_blocks, heads, dropout, time_dim, patch)
         skips = list(self.skip_channels)
         ch = self.out_channels
         self.mid = nn.ModuleList([ResBlock(ch, ch, time_dim, dropout), Attention(ch, heads), ResBlock(ch, ch, time_dim, dropout)])
@@ -116,7 +123,8 @@ class GridUNet(UNetDownPath):
                     blocks.append(nn.Upsample(scale_factor=2, mode="nearest"))
                     blocks.append(nn.Conv2d(ch, ch, 3, padding=1))
                 self.up.append(nn.ModuleList(blocks))
-        self.out = nn.Sequential(nn.GroupNorm(_groups(ch), ch), nn.SiLU(), nn.Conv2d(ch, cout, 3, padding=1))
+        out = [nn.GroupNorm(_groups(ch), ch), nn.SiLU(), nn.Conv2d(ch, cout * patch * patch, 3, padding=1)]
+        self.out = nn.Sequential(*out, *([nn.PixelShuffle(patch)] if patch > 1 else []))
 
     def forward(self, x, temb):
         h, hs = super().forward(x, temb)
