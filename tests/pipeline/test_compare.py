@@ -56,6 +56,13 @@ def test_compare_trains_evaluates_and_reports_the_three_models(tmp_path, capsys)
     assert os.path.getmtime(os.path.join(out, "fno_white", "checkpoint.pt")) == before
     assert set(again["contenders"]["fno_white"]["metrics"]) == {"16"}
     assert "1 min of training each" in open(os.path.join(out, "compare.md")).read()
+    # an evaluation with the same resolutions, n, seed and steps is read, not sampled again
+    scored = os.path.join(out, "fno_white", "eval", "eval.json")
+    written = os.path.getmtime(scored)
+    third = compare(TINY, _fno_tiny(tmp_path), out, 1, resolutions=[16], n=4, steps=2, overrides={"train.steps": 3},
+                    reuse=True, log=lambda *_: None)
+    assert os.path.getmtime(scored) == written
+    assert third["contenders"]["fno_white"]["metrics"] == again["contenders"]["fno_white"]["metrics"]
 
 
 def test_compare_refuses_bad_arguments_naming_them(tmp_path):

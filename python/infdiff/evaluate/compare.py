@@ -51,13 +51,30 @@ def _configs(mollified, fno, overrides, out_dir, family_overrides=None):
     return cfgs
 
 
-def _train_cost(ckpt_path):
-    """(steps, seconds, s_per_step) of a checkpoint's training."""
-    from ..checkpoint import load_checkpoint
-
-    state = load_checkpoint(ckpt_path)
+def _train_cost(state):
+    """(steps, seconds, s_per_step) of a loaded checkpoint's training."""
     steps, seconds = int(state["step"]), float(state.get("elapsed", 0.0))
     return steps, seconds, (seconds / steps if steps else None)
+
+
+def _earlier_evaluation(ckpt, state, eval_dir, resolutions, n, steps, seed):
+    """The results in <eval_dir>/eval.json if they score this checkpoint (not written since) with
+    the same resolutions, n, seed and sampler steps and no other sampling settings -- e.g. an
+    `infdiff eval --ckpt <ckpt>` run beside the others -- else None."""
+    from ..config import from_dict
+    from ..family import sample_defaults
+
+    path = os.path.join(eval_dir, "eval.json")
+    if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(ckpt):
+        return None
+    with open(path) as fh:
+        results = json.load(fh)
+    cfg = from_dict(state["config"])
+    wanted = sorted(set(resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]))
+    same = (results.get("checkpoint") == os.path.abspath(ckpt) and results.get("resolutions") == wanted
+            and all(results.get("n", {}).get(str(r)) == n for r in wanted) and results.get("seed") == seed
+            and results.get("steps") == (steps or sample_defaults(cfg)[0]) and not results.get("overrides"))
+    return results if same else None
 
 
 def compare(mollified, fno, out_dir, minutes=None, resolutions=None, n=64, steps=None, seed=0, overrides=None,
@@ -69,7 +86,10 @@ def compare(mollified, fno, out_dir, minutes=None, resolutions=None, n=64, steps
     does not depend on the machine's load. A run stops at its train.steps or at the budget,
     whichever comes first: raise train.steps for a budget that binds all three. overrides: config
     fields set for all three (e.g. {"train.steps": 3}); family_overrides: {"mollified" or "fno":
-    {field: value}} for one family's contenders (e.g. each family's own train.steps)."""
+    {field: value}} for one family's contenders (e.g. each family's own train.steps). With `reuse`,
+    an evaluation already in <out_dir>/<name>/eval that matches (`_earlier_evaluation`) is read
+    instead of sampled again, so the three can be evaluated by `infdiff eval` side by side."""
+    from ..checkpoint import load_checkpoint
     from ..train import train
 
     check_arguments(n, resolutions, steps)
@@ -90,10 +110,16 @@ def compare(mollified, fno, out_dir, minutes=None, resolutions=None, n=64, steps
             limit = f"{minutes:g} min" if minutes is not None else "no time limit"
             log(f"compare: training {name} ({cfg.model.family}) for {cfg.train.steps} steps ({limit})")
             train(cfg, quiet=True)
-        trained, seconds, per_step = _train_cost(ckpt)
-        log(f"compare: evaluating {name} ({trained} steps)")
-        results = evaluate_checkpoint(ckpt, resolutions, n, steps=steps, seed=seed, out_dir=os.path.join(run, "eval"),
-                                      log=lambda *_: None)
+        state = load_checkpoint(ckpt)
+        trained, seconds, per_step = _train_cost(state)
+        eval_dir = os.path.join(run, "eval")
+        results = _earlier_evaluation(ckpt, state, eval_dir, resolutions, n, steps, seed) if reuse else None
+        if results is None:
+            log(f"compare: evaluating {name} ({trained} steps)")
+            results = evaluate_checkpoint(ckpt, resolutions, n, steps=steps, seed=seed, out_dir=eval_dir,
+                                          log=lambda *_: None)
+        else:
+            log(f"compare: {name} ({trained} steps): reusing the evaluation in {eval_dir}")
         metrics = {}
         for res in results["resolutions"]:
             row = {}
@@ -167,7 +193,9 @@ def register(subparsers):
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: each config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/compare", help="folder of the three runs and the report")
-    p.add_argument("--reuse", action="store_true", help="evaluate the checkpoints already in --out instead of training")
+    p.add_argument("--reuse", action="store_true",
+                   help="evaluate the checkpoints already in --out instead of training; an evaluation already in "
+                        "<out>/<name>/eval with the same --resolution, --n, --seed and --steps is read, not redone")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="a config field set for all three")
     p.add_argument("--set-mollified", action="append", metavar="SECTION.FIELD=VALUE",
                    help="a config field set for the ∞-Diff model only (after --set)")
