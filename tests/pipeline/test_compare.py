@@ -31,26 +31,38 @@ def _fno_tiny(tmp_path, **extra):
 
 def test_compare_trains_evaluates_and_reports_the_three_models(tmp_path, capsys):
     out = str(tmp_path / "cmp")
-    argv = ["compare", "--mollified", TINY, "--fno", _fno_tiny(tmp_path), "--minutes", "1", "--resolution", "16", "32",
-            "--n", "4", "--steps", "2", "--out", out, "--set", "train.steps=3"]
+    # no --minutes: each run trains its train.steps, set per family
+    argv = ["compare", "--mollified", TINY, "--fno", _fno_tiny(tmp_path), "--resolution", "16", "32",
+            "--n", "4", "--steps", "2", "--out", out, "--set", "train.steps=5", "--set-mollified", "train.steps=2",
+            "--set-fno", "train.steps=3"]
     assert main(argv) == 0
     with open(os.path.join(out, "compare.json")) as fh:
         results = json.load(fh)
     assert list(results["contenders"]) == ["infdiff", "fno_trace_class", "fno_white"]
     noises = [v["noise"] for v in results["contenders"].values()]
     assert noises == ["mollified", "trace_class", "white"]
+    assert [v["steps"] for v in results["contenders"].values()] == [2, 3, 3]
     for v in results["contenders"].values():
-        assert v["steps"] == 3 and v["s_per_step"] > 0
+        assert v["s_per_step"] > 0
         assert set(v["metrics"]) == {"16", "32"}
         assert all(row["spectrum_err"] >= 0 and row["swd"] >= 0 for row in v["metrics"].values())
     table = open(os.path.join(out, "compare.md")).read()
     assert table.count("| fno_white |") == 2 and "s/step" in table
+    assert "each trained for its train.steps" in table and "no time budget" in table
     # --reuse evaluates the same checkpoints without training them again
     before = os.path.getmtime(os.path.join(out, "fno_white", "checkpoint.pt"))
     again = compare(TINY, _fno_tiny(tmp_path), out, 1, resolutions=[16], n=4, steps=2, overrides={"train.steps": 3},
                     reuse=True, log=lambda *_: None)
     assert os.path.getmtime(os.path.join(out, "fno_white", "checkpoint.pt")) == before
     assert set(again["contenders"]["fno_white"]["metrics"]) == {"16"}
+    assert "1 min of training each" in open(os.path.join(out, "compare.md")).read()
+    # an evaluation with the same resolutions, n, seed and steps is read, not sampled again
+    scored = os.path.join(out, "fno_white", "eval", "eval.json")
+    written = os.path.getmtime(scored)
+    third = compare(TINY, _fno_tiny(tmp_path), out, 1, resolutions=[16], n=4, steps=2, overrides={"train.steps": 3},
+                    reuse=True, log=lambda *_: None)
+    assert os.path.getmtime(scored) == written
+    assert third["contenders"]["fno_white"]["metrics"] == again["contenders"]["fno_white"]["metrics"]
 
 
 def test_compare_refuses_bad_arguments_naming_them(tmp_path):
@@ -61,5 +73,7 @@ def test_compare_refuses_bad_arguments_naming_them(tmp_path):
         compare(TINY, _fno_tiny(tmp_path, **{"data.resolution": 12}), str(tmp_path), 1)
     with pytest.raises(ValueError, match="--minutes"):
         compare(TINY, fno, str(tmp_path), 0)
+    with pytest.raises(ValueError, match="--set-mollified, --set-fno"):
+        compare(TINY, fno, str(tmp_path), family_overrides={"white": {"train.steps": 1}})
     with pytest.raises(ValueError, match="--n"):
         compare(TINY, fno, str(tmp_path), 1, n=1)

@@ -1,4 +1,5 @@
-"""`infdiff compare`: the two families on the same data with the same time budget -- ∞-Diff
+"""`infdiff compare`: the two families on the same data, with the same time budget or each for
+its config's train.steps -- ∞-Diff
 (the mollified config), a Fourier neural operator with trace-class forward noise and the same
 operator with white forward noise (the fno config with function_space.noise set) -- each
 trained (or taken from an earlier run in the same folder), scored by `evaluate_checkpoint` at
@@ -25,15 +26,17 @@ COLUMNS = (
 )
 
 
-def _configs(mollified, fno, overrides, out_dir):
+def _configs(mollified, fno, overrides, out_dir, family_overrides=None):
     """{contender name: Config} training into <out_dir>/<name>; the families must be what their
-    flags say and the three share one data section."""
+    flags say and the three share one data section. family_overrides: {"mollified" or "fno":
+    {field: value}}, set after `overrides` for that family's contenders only."""
     from ..config import ConfigError, load_config
 
     cfgs = {}
     for name, which, extra in CONTENDERS:
         path = mollified if which == "mollified" else fno
-        cfg = load_config(path, {**overrides, **extra, "train.out_dir": os.path.join(out_dir, name)})
+        own = (family_overrides or {}).get(which, {})
+        cfg = load_config(path, {**overrides, **own, **extra, "train.out_dir": os.path.join(out_dir, name)})
         family = "mollified" if which == "mollified" else "fno"
         if cfg.model.family != family:
             raise ConfigError(f"--{which}: {path} has model.family {cfg.model.family!r}, expected {family!r}")
@@ -48,39 +51,75 @@ def _configs(mollified, fno, overrides, out_dir):
     return cfgs
 
 
-def _train_cost(ckpt_path):
-    """(steps, seconds, s_per_step) of a checkpoint's training."""
-    from ..checkpoint import load_checkpoint
-
-    state = load_checkpoint(ckpt_path)
+def _train_cost(state):
+    """(steps, seconds, s_per_step) of a loaded checkpoint's training."""
     steps, seconds = int(state["step"]), float(state.get("elapsed", 0.0))
     return steps, seconds, (seconds / steps if steps else None)
 
 
-def compare(mollified, fno, out_dir, minutes, resolutions=None, n=64, steps=None, seed=0, overrides=None,
-            reuse=False, log=print):
-    """Train the three contenders for `minutes` each (train.max_minutes; unless `reuse` and
-    <out_dir>/<name>/checkpoint.pt exists), evaluate each at `resolutions` (None: 1x, 2x, 4x),
-    write compare.json and compare.md to out_dir and return the JSON's content. overrides:
-    config fields set for all three (e.g. {"train.steps": 3}). A run stops at its train.steps or
-    at the budget, whichever comes first: raise train.steps for a budget that binds all three."""
+def _earlier_evaluation(ckpt, state, eval_dir, resolutions, n, steps, seed):
+    """The results in <eval_dir>/eval.json if they score this checkpoint (not written since) with
+    the same resolutions, n, seed and sampler steps and no other sampling settings -- e.g. an
+    `infdiff eval --ckpt <ckpt>` run beside the others -- else None."""
+    from ..config import from_dict
+    from ..family import sample_defaults
+
+    path = os.path.join(eval_dir, "eval.json")
+    if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(ckpt):
+        return None
+    with open(path) as fh:
+        results = json.load(fh)
+    cfg = from_dict(state["config"])
+    wanted = sorted(set(resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]))
+    same = (results.get("checkpoint") == os.path.abspath(ckpt) and results.get("resolutions") == wanted
+            and all(results.get("n", {}).get(str(r)) == n for r in wanted) and results.get("seed") == seed
+            and results.get("steps") == (steps or sample_defaults(cfg)[0]) and not results.get("overrides"))
+    return results if same else None
+
+
+def compare(mollified, fno, out_dir, minutes=None, resolutions=None, n=64, steps=None, seed=0, overrides=None,
+            reuse=False, log=print, family_overrides=None):
+    """Train the three contenders (unless `reuse` and <out_dir>/<name>/checkpoint.pt exists),
+    evaluate each at `resolutions` (None: 1x, 2x, 4x), write compare.json and compare.md to
+    out_dir and return the JSON's content. minutes: the time budget of each run
+    (train.max_minutes); None: no budget, each run trains its config's train.steps, so the result
+    does not depend on the machine's load. A run stops at its train.steps or at the budget,
+    whichever comes first: raise train.steps for a budget that binds all three. overrides: config
+    fields set for all three (e.g. {"train.steps": 3}); family_overrides: {"mollified" or "fno":
+    {field: value}} for one family's contenders (e.g. each family's own train.steps). With `reuse`,
+    an evaluation already in <out_dir>/<name>/eval that matches (`_earlier_evaluation`) is read
+    instead of sampled again, so the three can be evaluated by `infdiff eval` side by side."""
+    from ..checkpoint import load_checkpoint
     from ..train import train
 
     check_arguments(n, resolutions, steps)
-    if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes <= 0:
-        raise ValueError(f"minutes (--minutes) must be a number > 0 (the time budget of each run), got {minutes!r}")
-    cfgs = _configs(mollified, fno, {**(overrides or {}), "train.max_minutes": float(minutes)}, out_dir)
+    if minutes is not None and (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes <= 0):
+        raise ValueError(f"minutes (--minutes) must be a number > 0 (the time budget of each run) or None, "
+                         f"got {minutes!r}")
+    unknown = sorted(set(family_overrides or {}) - {"mollified", "fno"})
+    if unknown:
+        raise ValueError(f"family_overrides (--set-mollified, --set-fno) keys must be 'mollified' or 'fno', "
+                         f"got {unknown[0]!r}")
+    budget = {"train.max_minutes": float(minutes if minutes is not None else 0)}  # 0: no time limit
+    cfgs = _configs(mollified, fno, {**(overrides or {}), **budget}, out_dir, family_overrides)
     out = {"minutes": minutes, "n": n, "seed": seed, "contenders": {}}
     for name, cfg in cfgs.items():
         run = cfg.train.out_dir
         ckpt = os.path.join(run, "checkpoint.pt")
         if not (reuse and os.path.isfile(ckpt)):
-            log(f"compare: training {name} ({cfg.model.family}) for at most {minutes:g} min")
+            limit = f"{minutes:g} min" if minutes is not None else "no time limit"
+            log(f"compare: training {name} ({cfg.model.family}) for {cfg.train.steps} steps ({limit})")
             train(cfg, quiet=True)
-        trained, seconds, per_step = _train_cost(ckpt)
-        log(f"compare: evaluating {name} ({trained} steps)")
-        results = evaluate_checkpoint(ckpt, resolutions, n, steps=steps, seed=seed, out_dir=os.path.join(run, "eval"),
-                                      log=lambda *_: None)
+        state = load_checkpoint(ckpt)
+        trained, seconds, per_step = _train_cost(state)
+        eval_dir = os.path.join(run, "eval")
+        results = _earlier_evaluation(ckpt, state, eval_dir, resolutions, n, steps, seed) if reuse else None
+        if results is None:
+            log(f"compare: evaluating {name} ({trained} steps)")
+            results = evaluate_checkpoint(ckpt, resolutions, n, steps=steps, seed=seed, out_dir=eval_dir,
+                                          log=lambda *_: None)
+        else:
+            log(f"compare: {name} ({trained} steps): reusing the evaluation in {eval_dir}")
         metrics = {}
         for res in results["resolutions"]:
             row = {}
@@ -114,7 +153,9 @@ def table(results):
     """The markdown of compare.md: one row per contender and resolution."""
     used = [c for c in COLUMNS if any(c[0] in row for v in results["contenders"].values() for row in v["metrics"].values())]
     head = ["model", "noise", "steps", "train s", "s/step", "resolution"] + [title for _, title, _, _ in used]
-    lines = [f"# {results['dataset']}: ∞-Diff vs FNO, {results['minutes']:g} min of training each, n = {results['n']}",
+    minutes = results["minutes"]
+    budget = f"{minutes:g} min of training each" if minutes is not None else "each trained for its train.steps"
+    lines = [f"# {results['dataset']}: ∞-Diff vs FNO, {budget}, n = {results['n']}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, v in results["contenders"].items():
         for res, row in v["metrics"].items():
@@ -126,8 +167,9 @@ def table(results):
         floor = [_fmt(None if first["data_floor"].get(k) is None else first["data_floor"][k] * factor)
                  for k, _, _, factor in used]
         lines.append("| " + " | ".join(["data vs data", "-", "-", "-", "-", f"{first['train_resolution']} px"] + floor) + " |")
-    lines += ["", "Each run stops at its config's train.steps or at the time budget, whichever comes first. "
-              "train s, s/step: wall clock, measured beside whatever else ran on the machine. "
+    stop = ("Each run stops at its config's train.steps or at the time budget, whichever comes first. "
+            if minutes is not None else "Each run trains its config's train.steps, with no time budget. ")
+    lines += ["", stop + "train s, s/step: wall clock, measured beside whatever else ran on the machine. "
               "data vs data: a disjoint test subset of the same n against the reference, at the training "
               "resolution (what a perfect model scores).", ""]
     return "\n".join(lines)
@@ -137,20 +179,28 @@ def register(subparsers):
     """Add `compare` to `subparsers`; returns its parser."""
     p = subparsers.add_parser("compare", help="train and evaluate ∞-Diff vs FNO + trace-class vs FNO + white noise",
                               description="Train ∞-Diff (--mollified config), FNO with trace-class noise and FNO with "
-                                          "white noise (--fno config) on the same data for the same time, evaluate "
+                                          "white noise (--fno config) on the same data, for the same time "
+                                          "(--minutes) or each for its train.steps, evaluate "
                                           "each at 1x/2x/4x, write compare.md and compare.json. See "
                                           "docs/function_space.md.")
     p.add_argument("--mollified", default="grf_mixture", help="config of the ∞-Diff model (default: grf_mixture)")
     p.add_argument("--fno", default="fno_grf", help="config of the two FNO models (default: fno_grf)")
-    p.add_argument("--minutes", type=float, required=True, help="training time budget of each model")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="training time budget of each model (default: none, each trains its train.steps)")
     p.add_argument("--resolution", type=int, nargs="+", default=None,
                    help="resolutions to evaluate at (default: 1x, 2x and 4x the training resolution)")
     p.add_argument("--n", type=int, default=64, help="samples per resolution")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: each config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/compare", help="folder of the three runs and the report")
-    p.add_argument("--reuse", action="store_true", help="evaluate the checkpoints already in --out instead of training")
+    p.add_argument("--reuse", action="store_true",
+                   help="evaluate the checkpoints already in --out instead of training; an evaluation already in "
+                        "<out>/<name>/eval with the same --resolution, --n, --seed and --steps is read, not redone")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="a config field set for all three")
+    p.add_argument("--set-mollified", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="a config field set for the ∞-Diff model only (after --set)")
+    p.add_argument("--set-fno", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="a config field set for the two FNO models only (after --set)")
     p.set_defaults(func=cmd_compare)
     return p
 
@@ -159,8 +209,10 @@ def cmd_compare(args):
     from ..config import parse_override
 
     overrides = dict(parse_override(o) for o in args.set or [])
+    family_overrides = {"mollified": dict(parse_override(o) for o in args.set_mollified or []),
+                        "fno": dict(parse_override(o) for o in args.set_fno or [])}
     compare(args.mollified, args.fno, args.out, args.minutes, resolutions=args.resolution, n=args.n, steps=args.steps,
-            seed=args.seed, overrides=overrides, reuse=args.reuse)
+            seed=args.seed, overrides=overrides, reuse=args.reuse, family_overrides=family_overrides)
     return 0
 
 
