@@ -111,6 +111,11 @@ def step_fn(trainer, x0, fraction):
     return run
 
 
+def fraction_key(fraction: Fraction) -> str:
+    """The JSON key of a fraction: "1", "0.5", "0.25", ..."""
+    return "1" if fraction == 1 else str(float(fraction))
+
+
 def label(fraction: Fraction) -> str:
     return "1" if fraction == 1 else f"1/{fraction.denominator}"
 
@@ -470,8 +475,8 @@ def main(argv=None):
             base = sum(flops[Fraction(1)].values())
             extra["train_step_flops"][str(resolution)] = {
                 **params,
-                "flops": {("1" if f == 1 else str(float(f))): c for f, c in flops.items()},
-                "predicted_speedup": {("1" if f == 1 else str(float(f))): round(base / sum(c.values()), 3)
+                "flops": {fraction_key(f): c for f, c in flops.items()},
+                "predicted_speedup": {fraction_key(f): round(base / sum(c.values()), 3)
                                       for f, c in flops.items()},
             }
     for resolution in ([] if args.no_timing else sizes):
@@ -481,7 +486,7 @@ def main(argv=None):
         memory = {} if args.no_memory else {f: peak_memory(resolution, f, device, overrides) for f in fractions}
         print(speedup_table(resolution, fractions, sp, memory), flush=True)
         extra["train_step_speedup"][str(resolution)] = {
-            ("1" if f == 1 else str(float(f))): round(v[0], 3) for f, v in sp.items()}
+            fraction_key(f): round(v[0], 3) for f, v in sp.items()}
         extra["peak_memory_bytes"][str(resolution)] = {str(float(f)): m for f, m in memory.items()}
         if not args.no_profile:
             shares = {}
@@ -506,6 +511,7 @@ def main(argv=None):
     family = FAMILY + "_flops" if args.no_timing and args.flops else FAMILY
     path = write_json(family, timings, args, extra=extra, device=device)
     print(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()

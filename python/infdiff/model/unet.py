@@ -70,7 +70,6 @@ class UNetDownPath(nn.Module):
         super().__init__()
         levels = len(mults)
         self.attn_levels = {levels - 2, levels - 1}
-        self.patch = patch
         self.inp = nn.Conv2d(cin, channels, 3, padding=1) if patch == 1 else nn.Conv2d(cin, channels, patch, stride=patch)
         self.down = nn.ModuleList()
         self.skip_channels = [channels]
