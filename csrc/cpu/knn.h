@@ -4,7 +4,8 @@
 // knn_search scans a padded map of point indices around each output cell (knn_lattice.h)
 // when the points fill their lattice densely enough (map size <= 16 (N + h w) per batch
 // element): in exact distance order through per-class sorted offset tables when the output
-// grid has few cell classes (a bit mask of hits first, then the walk), else in bound order.
+// grid has few cell classes (a bit mask of hits first, read from an occupancy bitmap when
+// the tables allow, then the walk), else in bound order.
 // Cells the map cannot prove go to an exact scan of every point when they are a handful, or
 // to the tile ring search of knn_tiles.h over points bucketed by tile (a counting sort). The
 // gather/scatter kernels then only read the (B, h*w, k) neighbour indices and normalised
@@ -63,9 +64,21 @@ void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int
   const LatticeClasses classes = make_lattice_classes(g, plan, N, k);
   std::vector<int32_t> map;
   std::vector<char> distinct;
+  std::vector<uint8_t> bitmap;
   std::vector<int64_t> col_terms;
   const int64_t col_span = 2 * plan.Rb + 1;
   if (plan.usable) fill_lattice_map(plan, batch, N, coords, map, distinct);
+  const LatticeWindow& window = classes.window;
+  const int64_t row_bytes = lattice_bitmap_row_bytes(plan);
+  const int64_t bitmap_plane = (static_cast<int64_t>(g.H) + 2 * plan.Ra) * row_bytes;
+  if (classes.usable && window.usable) fill_lattice_bitmap(g, plan, batch, N, coords, bitmap);
+  // Per output column: its nearest lattice column and its cell class, instead of two integer
+  // divisions for every cell.
+  std::vector<int32_t> col_nearest(g.w), col_class(g.w);
+  for (int j = 0; j < g.w; ++j) {
+    col_nearest[j] = nearest_lattice_index(j, g.W, g.w);
+    col_class[j] = classes.usable ? j % classes.px : 0;
+  }
   if (plan.usable && !classes.usable) {
     col_terms.resize(g.w * col_span);
     for (int j = 0; j < g.w; ++j) lattice_terms(j, g.W, g.w, g.sx, plan.Rb, col_terms.data() + j * col_span);
@@ -88,13 +101,25 @@ void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int
       const int32_t* map_row =
           map.data() + b * plan.plane + (nearest_lattice_index(i, g.H, g.h) + plan.Ra) * plan.stride + plan.Rb;
       if (classes.usable) {
-        const int64_t* start = classes.start.data() + static_cast<int64_t>(i % classes.py) * classes.px;
+        const int64_t class_row = static_cast<int64_t>(i % classes.py) * classes.px;
+        const int64_t* start = classes.start.data() + class_row;
+        // The bitmap row of the window's first row for this output row (window.usable only).
+        const uint8_t* window_row =
+            window.usable
+                ? bitmap.data() + b * bitmap_plane + (nearest_lattice_index(i, g.H, g.h) + plan.Ra + window.a0) * row_bytes
+                : nullptr;
         for (int j = 0; j < g.w; ++j) {
-          const int64_t bc = bi * g.w + j, c = j % classes.px;
+          const int64_t bc = bi * g.w + j, c = col_class[j];
           int32_t* idx = index + bc * k;
-          const int32_t* centre = map_row + nearest_lattice_index(j, g.W, g.w);
+          const int j0 = col_nearest[j];
+          const int32_t* centre = map_row + j0;
           const int64_t q0 = start[c];
-          if (!lattice_mask_search_cell(classes.entries.data() + q0, classes.delta.data() + q0,
+          const uint64_t mask =
+              window.usable ? lattice_window_mask(window.bits.data() + (class_row + c) * window.rows * window.groups * 256,
+                                                  window.rows, window.groups, window_row, row_bytes,
+                                                  j0 + plan.Rb + window.b0)
+                            : lattice_gather_mask(classes.delta.data() + q0, classes.mask_length, centre);
+          if (!lattice_mask_search_cell(mask, classes.entries.data() + q0, classes.delta.data() + q0,
                                         classes.tie_end.data() + q0, classes.mask_length, k, centre, dist.data(), idx,
                                         inv.data()) &&
               !lattice_class_search_cell(classes.entries.data() + q0, start[c + 1] - q0, plan.outside, k, centre,

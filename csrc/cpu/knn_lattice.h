@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -96,6 +97,26 @@ inline void fill_lattice_map(const LatticePlan& plan, int64_t batch, int64_t N,
   }
 }
 
+// Bytes per padded row of the occupancy bitmap: the padded columns and the 2-byte reads of
+// lattice_window_mask, whose last run of 8 may start up to 7 columns before the row's end.
+inline int64_t lattice_bitmap_row_bytes(const LatticePlan& plan) { return (plan.stride >> 3) + 3; }
+
+// bits (B, H + 2 Ra, row_bytes): bit (pc & 7) of byte (pc >> 3) set where padded column pc
+// of the row holds a point.
+inline void fill_lattice_bitmap(const KnnGeometry& g, const LatticePlan& plan, int64_t batch, int64_t N,
+                                const int32_t* coords, std::vector<uint8_t>& bits) {
+  const int64_t row_bytes = lattice_bitmap_row_bytes(plan), plane = (static_cast<int64_t>(g.H) + 2 * plan.Ra) * row_bytes;
+  bits.assign(batch * plane, 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    uint8_t* m = bits.data() + b * plane + plan.Ra * row_bytes;
+    const int32_t* cb = coords + b * N * 2;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t pc = cb[2 * n + 1] + plan.Rb;
+      m[cb[2 * n] * row_bytes + (pc >> 3)] |= static_cast<uint8_t>(1u << (pc & 7));
+    }
+  }
+}
+
 // The terms of D for one output row (column): term[a + R] for the lattice
 // row (column) a away from the nearest one.
 inline void lattice_terms(int i, int in_size, int out_size, int64_t scale, int R, int64_t* term) {
@@ -145,6 +166,19 @@ struct ClassEntry {
   int64_t D;
   double inv;  // inverse_square_weight(D), before normalisation
   int32_t delta;
+  int16_t a, b;  // the offset: delta = a * stride + b
+};
+
+// The hit mask of a cell from an occupancy bitmap instead of a gather of map entries, when
+// the mask's entries of every class fit in a window of `rows` lattice rows by `groups` runs of
+// 8 columns (offsets a0 .., b0 .. from the nearest pixel): each run's 8 bits index a table
+// giving their mask bits in the class's distance order, so a cell's mask costs rows * groups
+// table reads. The AVX2 gathers of map entries it replaces stalled the search (about half its
+// time at 1/4 of 256^2 onto 128^2, perf).
+struct LatticeWindow {
+  int a0 = 0, b0 = 0, rows = 0, groups = 0;
+  std::vector<uint64_t> bits;  // (classes, rows, groups, 256)
+  bool usable = false;
 };
 
 struct LatticeClasses {
@@ -154,6 +188,7 @@ struct LatticeClasses {
   std::vector<int32_t> delta;     // entries[q].delta, packed for the hit mask
   std::vector<int32_t> tie_end;   // one past the last entry of the class with entries[q]'s D
   int mask_length = 0;            // entries the hit mask covers (<= 64)
+  LatticeWindow window;
   bool usable = false;
 };
 
@@ -163,6 +198,36 @@ constexpr int64_t kMaxLatticeClasses = 64;
 inline __int128 class_axis_term(int i, int a, int in_size, int out_size, int64_t scale) {
   const __int128 e = static_cast<__int128>(lattice_offset(nearest_lattice_index(i, in_size, out_size) + a, i, in_size, out_size)) * scale;
   return e * e;
+}
+
+// The window tables of LatticeWindow for the first mask_length entries of every class; not
+// usable when the tables would outgrow 128 KB (more than 64 runs of 8 columns a class).
+inline LatticeWindow make_lattice_window(const LatticeClasses& c) {
+  LatticeWindow win;
+  const int classes = c.py * c.px, L = c.mask_length;
+  if (L == 0) return win;
+  int a_lo = INT32_MAX, a_hi = INT32_MIN, b_lo = INT32_MAX, b_hi = INT32_MIN;
+  for (int cls = 0; cls < classes; ++cls) {
+    for (int q = 0; q < L; ++q) {
+      const ClassEntry& e = c.entries[c.start[cls] + q];
+      a_lo = std::min<int>(a_lo, e.a), a_hi = std::max<int>(a_hi, e.a);
+      b_lo = std::min<int>(b_lo, e.b), b_hi = std::max<int>(b_hi, e.b);
+    }
+  }
+  win.a0 = a_lo, win.b0 = b_lo, win.rows = a_hi - a_lo + 1, win.groups = (b_hi - b_lo + 8) / 8;
+  if (static_cast<int64_t>(classes) * win.rows * win.groups > 64) return win;
+  win.bits.assign(static_cast<size_t>(classes) * win.rows * win.groups * 256, 0);
+  for (int cls = 0; cls < classes; ++cls) {
+    for (int q = 0; q < L; ++q) {
+      const ClassEntry& e = c.entries[c.start[cls] + q];
+      const int column = e.b - b_lo;
+      uint64_t* run = win.bits.data() + ((static_cast<size_t>(cls) * win.rows + (e.a - a_lo)) * win.groups + column / 8) * 256;
+      for (int byte = 0; byte < 256; ++byte)
+        if (byte >> (column % 8) & 1) run[byte] |= uint64_t{1} << q;
+    }
+  }
+  win.usable = true;
+  return win;
 }
 
 inline LatticeClasses make_lattice_classes(const KnnGeometry& g, const LatticePlan& plan, int64_t N, int k) {
@@ -182,7 +247,8 @@ inline LatticeClasses make_lattice_classes(const KnnGeometry& g, const LatticePl
           // k-th D reaches that bound is not proven by the box and takes the tile search.
           if (D >= static_cast<__int128>(plan.outside)) continue;
           const int64_t d = static_cast<int64_t>(D);
-          c.entries.push_back({d, inverse_square_weight(g, d), static_cast<int32_t>(a * plan.stride + b)});
+          c.entries.push_back({d, inverse_square_weight(g, d), static_cast<int32_t>(a * plan.stride + b),
+                               static_cast<int16_t>(a), static_cast<int16_t>(b)});
         }
       }
       std::sort(c.entries.begin() + first, c.entries.end(), [](const ClassEntry& x, const ClassEntry& y) {
@@ -205,6 +271,7 @@ inline LatticeClasses make_lattice_classes(const KnnGeometry& g, const LatticePl
   for (int64_t q = 0; q + 1 < static_cast<int64_t>(c.start.size()); ++q)
     length = std::min(length, (c.start[q + 1] - c.start[q]) / 8 * 8);  // 0: every cell takes the walk
   c.mask_length = static_cast<int>(length);
+  c.window = make_lattice_window(c);
   c.usable = true;
   return c;
 }
@@ -226,17 +293,11 @@ inline int knn_offer_weighted(int64_t* dist, int32_t* index, double* inv, int co
   return count < k ? count + 1 : count;
 }
 
-// The k nearest points of a cell from a bit mask of which of its class's first L entries hold
-// a point: the k-th set bit is the k-th nearest hit, and every hit up to the end of that
-// entry's tie group (equal D) is offered, so ties still go to the smaller index. Branches
-// depend only on the few hits offered, not on each entry. False (nothing decided) when the
-// mask holds fewer than k hits or the tie group runs past it; the entries are all inside the
-// box's proven range, so a true result needs no further proof.
-inline bool lattice_mask_search_cell(const ClassEntry* e, const int32_t* delta, const int32_t* tie_end, int L, int k,
-                                     const int32_t* map_centre, int64_t* dist, int32_t* index, double* inv) {
+// Bit q set when the class's entry q (q < L, a multiple of 8) holds a point: map reads.
+inline uint64_t lattice_gather_mask(const int32_t* delta, int L, const int32_t* map_centre) {
   uint64_t mask = 0;
 #ifdef __AVX2__
-  // L is a multiple of 8 here: 8 map reads per gather, a hit is a clear sign bit.
+  // 8 map reads per gather, a hit is a clear sign bit.
   for (int q = 0; q < L; q += 8) {
     const __m256i v = _mm256_i32gather_epi32(map_centre, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(delta + q)), 4);
     mask |= static_cast<uint64_t>(~_mm256_movemask_ps(_mm256_castsi256_ps(v)) & 0xff) << q;
@@ -244,6 +305,35 @@ inline bool lattice_mask_search_cell(const ClassEntry* e, const int32_t* delta, 
 #else
   for (int q = 0; q < L; ++q) mask |= static_cast<uint64_t>(map_centre[delta[q]] >= 0) << q;
 #endif
+  return mask;
+}
+
+// The same mask from the occupancy bitmap (LatticeWindow): `first_row` points at the padded
+// bitmap row of the window's first row, `col` is the padded column of its first column.
+inline uint64_t lattice_window_mask(const uint64_t* class_bits, int rows, int groups, const uint8_t* first_row,
+                                    int64_t row_bytes, int64_t col) {
+  uint64_t mask = 0;
+  const uint8_t* p = first_row + (col >> 3);
+  const int shift = static_cast<int>(col & 7);
+  for (int r = 0; r < rows; ++r, p += row_bytes) {
+    for (int u = 0; u < groups; ++u, class_bits += 256) {
+      uint16_t word;
+      std::memcpy(&word, p + u, sizeof word);
+      mask |= class_bits[(word >> shift) & 0xff];
+    }
+  }
+  return mask;
+}
+
+// The k nearest points of a cell from the bit mask of which of its class's first L entries
+// hold a point: the k-th set bit is the k-th nearest hit, and every hit up to the end of that
+// entry's tie group (equal D) is offered, so ties still go to the smaller index. Branches
+// depend only on the few hits offered, not on each entry. False (nothing decided) when the
+// mask holds fewer than k hits or the tie group runs past it; the entries are all inside the
+// box's proven range, so a true result needs no further proof.
+inline bool lattice_mask_search_cell(uint64_t mask, const ClassEntry* e, const int32_t* delta, const int32_t* tie_end,
+                                     int L, int k, const int32_t* map_centre, int64_t* dist, int32_t* index,
+                                     double* inv) {
   uint64_t m = mask;
   for (int s = 1; s < k && m; ++s) m &= m - 1;
   if (m == 0) return false;

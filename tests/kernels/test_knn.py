@@ -191,6 +191,7 @@ def test_compiled_search_scales_on_a_realistic_case(out_size):
     "size,fraction,out_size,k,clustered",
     [
         ((64, 64), 1 / 4, (32, 32), 3, False),  # the lattice map proves nearly every cell
+        ((64, 64), 1 / 8, (32, 32), 3, False),  # hit masks from two 8-column runs of the bitmap
         ((48, 64), 1 / 2, (20, 70), 8, False),  # non-square, anisotropic box, upsampled columns
         ((40, 40), 1 / 16, (50, 30), 5, False),
         ((40, 40), 1 / 4, (16, 16), 3, True),  # far cells fall back to the tile search
