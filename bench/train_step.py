@@ -14,7 +14,8 @@ B images for every fraction; the repetitions of the fractions are interleaved in
 - speedup = step time at fraction 1 / step time at the fraction (median; min..max of the
   per-repetition ratios as the spread), next to the paper's (FFHQ 128, Table 3);
 - peak memory of a step (CUDA: max_memory_allocated; CPU: the peak resident set of a child
-  process that runs the steps, above its resident set before the first step);
+  process that runs the steps; both above the state after a first step, which holds the
+  weights, the batch and the optimizer's state);
 - the share of step time per component from torch.profiler: each op's self time goes to the
   component its name belongs to (sparse conv, neighbour map, k-NN lerp, spectral ops, grid
   U-Net, pointwise layers, optimizer, other).
@@ -182,12 +183,16 @@ def memory_probe(resolution, fraction, device, steps=2, overrides=None) -> int:
             run()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base
+    # As on CUDA, one step first: it creates the optimizer's state, which belongs to the state
+    # before a step, not to what a step needs (it does not shrink with the fraction).
+    run()
     base = _proc_status_bytes("VmRSS")
+    # Writing 5 to clear_refs resets VmHWM, the peak resident set, to the resident set now
+    # (Linux >= 4.0); ru_maxrss cannot be reset.
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
     for _ in range(steps):
         run()
-    # VmHWM, the peak resident set of this process's memory map, starts afresh at exec;
-    # ru_maxrss does not (Linux carries the parent's peak over fork + exec), so a child of a
-    # bench that already ran big steps would report the parent's peak for every fraction.
     return _proc_status_bytes("VmHWM") - base
 
 
