@@ -9,7 +9,7 @@ import json
 import os
 
 from .._atomic import atomic_write
-from .run import check_arguments, evaluate_checkpoint
+from .run import check_arguments, evaluate_checkpoint, resolutions_to_evaluate
 
 CONTENDERS = (  # (name, which config, overrides of it)
     ("infdiff", "mollified", {}),
@@ -70,7 +70,7 @@ def _earlier_evaluation(ckpt, state, eval_dir, resolutions, n, steps, seed):
     with open(path) as fh:
         results = json.load(fh)
     cfg = from_dict(state["config"])
-    wanted = sorted(set(resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]))
+    wanted = resolutions_to_evaluate(cfg, resolutions)
     same = (results.get("checkpoint") == os.path.abspath(ckpt) and results.get("resolutions") == wanted
             and all(results.get("n", {}).get(str(r)) == n for r in wanted) and results.get("seed") == seed
             and results.get("steps") == (steps or sample_defaults(cfg)[0]) and not results.get("overrides"))

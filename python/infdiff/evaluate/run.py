@@ -203,6 +203,12 @@ def check_arguments(n, resolutions, steps=None, batch=DEFAULT_BATCH):
         raise ValueError(f"batch (--batch) must be an integer >= 1, got {batch!r}")
 
 
+def resolutions_to_evaluate(cfg, resolutions):
+    """The sorted distinct resolutions an evaluation of a model of config `cfg` samples at:
+    `resolutions`, or by default 1x, 2x and 4x its training resolution (data.resolution)."""
+    return sorted(set(resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]))
+
+
 def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=None, batch=DEFAULT_BATCH,
                         cache_dir=None, log=print, overrides=None, device="auto"):
     """Sample n images at each resolution (None: 1x, 2x and 4x the training resolution) from the
@@ -219,7 +225,7 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {ckpt_path}")
     sampler = Sampler.from_checkpoint(ckpt_path, device, overrides=overrides)
     cfg = sampler.cfg
-    resolutions = resolutions or [cfg.data.resolution * f for f in (1, 2, 4)]
+    resolutions = resolutions_to_evaluate(cfg, resolutions)
     # the sparse kernels need that many pixels; the fno family has no such bound
     small = [] if is_function_space(cfg) else [r for r in resolutions if r < cfg.model.kernel_size]
     if small:
@@ -231,7 +237,7 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     if cfg.data.name in features.LABELLED:
         features.load_classifier(cfg.data.name, cache_dir, cfg.data.path, log=log)
     samples, timing = {}, {}
-    for res in sorted(set(resolutions)):
+    for res in resolutions:
         t = time.time()
         samples[res] = sampler.sample(n, res, steps=steps, generator=sampler.generator(seed), batch=batch)
         timing[str(res)] = round(time.time() - t, 1)
