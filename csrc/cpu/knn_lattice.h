@@ -107,6 +107,8 @@ inline void fill_lattice_bitmap(const KnnGeometry& g, const LatticePlan& plan, i
                                 const int32_t* coords, std::vector<uint8_t>& bits) {
   const int64_t row_bytes = lattice_bitmap_row_bytes(plan), plane = (static_cast<int64_t>(g.H) + 2 * plan.Ra) * row_bytes;
   bits.assign(batch * plane, 0);
+  // Threads as fill_lattice_map takes them: only for large fills.
+#pragma omp parallel for schedule(static) if (batch * N >= (int64_t{1} << 20))
   for (int64_t b = 0; b < batch; ++b) {
     uint8_t* m = bits.data() + b * plane + plan.Ra * row_bytes;
     const int32_t* cb = coords + b * N * 2;
