@@ -14,6 +14,7 @@ import torch
 
 from infdiff.config import DataConfig, load_config
 from infdiff.data import DataUnavailable
+from infdiff.diffusion import cosine_alpha_bar
 from infdiff.evaluate import features, grf, metrics, register, run
 
 from .conftest import PRESETS, ROOT, TINY
@@ -191,6 +192,33 @@ def test_grf_law_spectrum_and_mixture_assignment():
             assert err < 0.04
 
 
+def test_resolved_band_is_what_a_perfect_denoiser_keeps_from_the_last_noisy_state():
+    """Over the resolved band 1..K, the exact posterior mean E[c | x_0] from the least noisy
+    forward state (what sampling ends with, for a perfect model) keeps >= 95 % of the law's
+    power, so its spectrum error there is <= 5 % plus sampling noise; the finer bands lose more."""
+    cfg = load_config(os.path.join(PRESETS, "grf_mixture.yaml"), {"data.name": "grf"})  # one law: a linear posterior
+    r = cfg.data.resolution
+    top = grf.resolved_top_band(cfg)
+    assert 1 <= top < r // 2 - 1
+    abar0 = float(cosine_alpha_bar(cfg.diffusion.steps)[0])
+    x, _ = grf.law_draws(cfg.data, 400, r, seed=4)
+    gen = torch.Generator().manual_seed(5)
+    state = abar0**0.5 * x.double() + (1 - abar0) ** 0.5 * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    (alpha, tau, scale, _), = grf.components(cfg.data)
+    power, noise = scale**2 * grf.eigenvalues(r, alpha, tau), (1 - abar0) / r**2  # per mode, fft2 norm="forward"
+    gain = abar0**0.5 * power / (abar0 * power + noise)
+    estimate = torch.fft.ifft2(torch.fft.fft2(state, norm="forward") * gain, norm="forward").real
+    rel, inside = metrics.spectrum_error(metrics.radial_power_spectrum(estimate), grf.law_spectrum(cfg.data, r), top)
+    assert inside < 0.06
+    assert rel[top + 2 : r // 2].mean() > 0.1
+    # a mixture's own draws at 1x and 2x score near 0 against the law weighted by their assigned shares
+    mix = load_config(os.path.join(PRESETS, "grf_mixture.yaml"))
+    for res in (r, 2 * r):
+        draws, _ = grf.law_draws(mix.data, 400, res, seed=6)
+        err = run._resolved_error(metrics.radial_power_spectrum(draws), draws, mix, res, grf.resolved_top_band(mix))
+        assert err < 0.04
+
+
 def test_mixture_assignment_survives_white_noise_at_every_resolution(monkeypatch):
     """Each component's own draws (the project's gaussian_random_field, via law_draws) are
     assigned to it at 1x, 2x and 4x, also under white noise up to 5x the assignment's floor;
@@ -241,6 +269,8 @@ def test_evaluate_checkpoint_tiny_end_to_end(tiny_ckpt, tmp_path):
         for key in ("spectrum_err", "swd"):
             assert math.isfinite(res["train_res"][r][key]) and math.isfinite(res["native"][r][key])
         assert res["native"][r]["law_spectrum_err"] > 0
+        assert math.isfinite(res["native"][r]["law_spectrum_err_resolved"])
+    assert res["resolved_band"] == grf.resolved_top_band(load_config(TINY)) >= 1
     with open(os.path.join(out, "eval.json")) as fh:
         saved = json.load(fh)
     assert saved["native"]["32"]["swd"] == res["native"]["32"]["swd"] and saved["n"] == {"16": 6, "32": 6}

@@ -22,6 +22,7 @@ COLUMNS = (
     ("fd", "FD (28 px view)", "train_res", 1),
     ("spectrum_err", "spectrum err % (native)", "native", 100),
     ("law_spectrum_err", "law spectrum err % (all bands)", "native", 100),
+    ("law_spectrum_err_resolved", "law spectrum err % (resolved band)", "native", 100),
     ("swd", "patch SWD (native)", "native", 1),
 )
 

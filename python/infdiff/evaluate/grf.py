@@ -13,11 +13,16 @@ A mixture picks component 1 with probability `grf_mixture_weight`, else componen
 scaled by its own pixel std. `assign_components` gives each image the component of larger
 likelihood of its coefficients in the band every resolution resolves, |kx|, |ky| < R_train/2,
 restricted to the modes where both components carry power well above a white-noise floor
-(`FLOOR_STD`), with that floor added to each component's variance."""
+(`FLOOR_STD`), with that floor added to each component's variance.
+
+`resolved_top_band` is the band the spectrum bar reads (docs/evaluation.md#the-resolved-band):
+the bands below the training grid's Nyquist band in which the law carries enough power to stand
+above the noise of the forward process's least noisy state, where sampling ends."""
 import infdiff_kernels as kernels
 import torch
 
 from ..data.datasets import GRF_STD_UNITS, grf_pixel_std
+from ..diffusion import cosine_alpha_bar
 from .metrics import radial_average
 
 GRF_DATASETS = ("grf", "grf_mixture")
@@ -30,6 +35,11 @@ GRF_DATASETS = ("grf", "grf_mixture")
 FLOOR_STD = 0.01
 # modes kept: those where every component's variance is at least this many times the floor
 FLOOR_MARGIN = 10.0
+# The resolved band's margin. Sampling ends with the estimate E[c_k | x_0] from the least noisy
+# state x_0 = sqrt(abar_0) c + sqrt(1 - abar_0) xi; for a Gaussian mode of power P under noise of
+# power N that estimate keeps SNR / (1 + SNR) of P (SNR = abar_0 P / ((1 - abar_0) N)), whatever
+# the model. 19 keeps >= 95 %: finer bands are below the process's own resolution, not the model's.
+RESOLVED_SNR = 19.0
 
 
 def components(data_cfg):
@@ -50,11 +60,14 @@ def eigenvalues(resolution, alpha, tau):
     return tau ** (2 * alpha - 2) * (4 * torch.pi**2 * k2 + tau**2) ** (-alpha)
 
 
-def law_spectrum(data_cfg, resolution, component=None):
+def law_spectrum(data_cfg, resolution, component=None, weights=None):
     """(R//2 + 1,) float64: the expected radial power spectrum (as `radial_power_spectrum`) of
     the dataset's law drawn at `resolution`: of one component (index), or of the mixture
-    (None; the weighted mean of the components' spectra)."""
+    (None; the weighted mean of the components' spectra, with the configured weights or with
+    `weights`, e.g. the shares of a set of images assigned to each component)."""
     comps = components(data_cfg)
+    if weights is not None:
+        comps = [c[:3] + (float(w),) for c, w in zip(comps, weights)]
     picked = comps if component is None else [comps[component][:3] + (1.0,)]
     power = sum(w * s**2 * eigenvalues(resolution, a, t) for a, t, s, w in picked)
     return radial_average(power)
@@ -116,3 +129,21 @@ def log_likelihoods(x, data_cfg, chunk=256):
 def assign_components(x, data_cfg):
     """(N,) int64: the more likely component of each image x (N, C, R, R)."""
     return log_likelihoods(x, data_cfg).argmax(1)
+
+
+def resolved_top_band(cfg):
+    """K: the spectrum bar reads bands 1..K, the largest K below the training grid's Nyquist band
+    (K < R_train / 2) such that every band 1..K of the law (mixture: configured weights) has per
+    mode at least RESOLVED_SNR times the power of the least noisy forward state's noise,
+    N = (1 - abar_0) / R_train^2 per mode (white noise of unit pixel std at R_train, fft2 norm
+    "forward"; the mollifier scales signal and noise alike, so it drops out). The band is the
+    same at every sampling resolution: it is where the training data and the process put
+    information. 0 when even band 1 is below it."""
+    r0 = cfg.data.resolution
+    abar0 = float(cosine_alpha_bar(cfg.diffusion.steps)[0])
+    noise = (1 - abar0) / r0**2
+    snr = abar0 * law_spectrum(cfg.data, r0) / noise
+    top = 0
+    while top + 1 < r0 // 2 and snr[top + 1] >= RESOLVED_SNR:
+        top += 1
+    return top

@@ -19,6 +19,8 @@ NATIVE_COLUMNS = [
     ("spectrum_err", "spec err %", "{:.1f}", 100.0), ("spectrum_err_data", "data spec err %", "{:.1f}", 100.0),
     ("swd", "patch SWD", "{:.4f}"), ("swd_data", "data SWD", "{:.4f}"),
     ("law_spectrum_err", "law err %", "{:.1f}", 100.0), ("law_spectrum_err_data", "data law err %", "{:.1f}", 100.0),
+    ("law_spectrum_err_resolved", "law err resolved %", "{:.1f}", 100.0),
+    ("law_spectrum_err_resolved_data", "data law err resolved %", "{:.1f}", 100.0),
     ("component1_share", "comp.1 share %", "{:.1f}", 100.0),
     ("component1_share_data", "data comp.1 share %", "{:.1f}", 100.0),
     ("component1_spectrum_err", "comp.1 law err %", "{:.1f}", 100.0),
@@ -33,7 +35,8 @@ PANELS = [
     ("Fréchet distance (CNN features)", 1.0, ["fd"]), ("KID x1e3", 1e3, ["kid"]),
     (f"confident share (p >= {CONFIDENT}) %", 100.0, ["confident_share"]), ("class entropy", 1.0, ["class_entropy"]),
     ("spectrum rel. error vs data %", 100.0, ["spectrum_err"]), ("patch SWD (8x8)", 1.0, ["swd"]),
-    ("spectrum rel. error vs the law %", 100.0, ["law_spectrum_err", "component1_spectrum_err", "component2_spectrum_err"]),
+    ("spectrum rel. error vs the law %", 100.0, ["law_spectrum_err", "law_spectrum_err_resolved",
+                                                 "component1_spectrum_err", "component2_spectrum_err"]),
     ("component 1 share %", 100.0, ["component1_share"]),
 ]
 
@@ -282,7 +285,9 @@ def write(results, samples, references, out_dir, grid_n=64):
            f"|S - D| / D over bands 1..{r0 // 2 - 1}.", "", _markdown_table(results, "train_res", TRAIN_RES_COLUMNS), "",
            f"## {_titles(results)['native']}", "",
            f"Spectrum error vs the data over bands 1..min(R, {r0})/2 - 1 (the data carry nothing finer)"
-           + ("; vs the law over bands 1..R/2 - 1." if "law_spectrum_err" in results["native"][str(res[0])] else "."),
+           + (f"; vs the law over bands 1..R/2 - 1 (law err) and over the resolved band 1..{results['resolved_band']} "
+              "(law err resolved: bands where the law stands above the noise of the process's least noisy state)."
+              if "resolved_band" in results else "."),
            "", _markdown_table(results, "native", NATIVE_COLUMNS), "",
            "## Metrics vs resolution", "", "![metrics vs resolution](metrics.png)", "", "## Spectra", ""]
     md += [f"![power spectra at {r} px](spectrum_{r}px.png)\n" for r in res]
