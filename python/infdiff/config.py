@@ -67,6 +67,11 @@ class DiffusionConfig:
     wiener_nsr: float = 0.0025
     sample_steps: int = 100  # DDIM steps by default
     sampler: str = "ddim"
+    # Min-SNR-gamma loss weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR
+    # Weighting Strategy"): each example's noise-prediction loss times min(SNR_t, gamma) / SNR_t,
+    # SNR_t = abar_t / (1 - abar_t), so the low-noise times stop dominating the gradient;
+    # 0 = uniform weights (plain DDPM)
+    min_snr_gamma: float = 0.0
 
 
 @dataclass
@@ -287,6 +292,7 @@ def _check(cfg: Config):
         ("diffusion.wiener_nsr", f.wiener_nsr > 0, f"must be > 0, got {f.wiener_nsr}"),
         ("diffusion.sample_steps", 1 <= f.sample_steps <= f.steps, f"must be in [1, diffusion.steps], got {f.sample_steps}"),
         ("diffusion.sampler", f.sampler in ("ddim", "ddpm"), f"must be ddim or ddpm, got {f.sampler!r}"),
+        ("diffusion.min_snr_gamma", f.min_snr_gamma >= 0, f"must be >= 0 (0: uniform weights), got {f.min_snr_gamma}"),
         ("model.channels", m.channels >= 1, f"must be >= 1, got {m.channels}"),
         ("model.kernel_size", m.kernel_size >= 1 and m.kernel_size % 2 == 1, f"must be odd and >= 1, got {m.kernel_size}"),
         ("model.normalize", m.normalize in NORMALIZE_MODES, f"must be one of {NORMALIZE_MODES}, got {m.normalize!r}"),

@@ -43,6 +43,7 @@ class MollifiedDiffusion:
         self.noise_mode = d.noise
         self.boundary = d.boundary
         self.nsr = d.wiener_nsr
+        self.min_snr_gamma = d.min_snr_gamma
         self.alpha_bar = cosine_alpha_bar(d.steps)
         prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
         self.alpha_bar_prev = prev
@@ -99,7 +100,16 @@ class MollifiedDiffusion:
             ecoords = kernels.random_coords(b, (h, w), count=m, generator=generator, device=device)
             kw["source"] = (kernels.gather_points(x0, ecoords), ecoords, (h, w))
         pred = model(kernels.gather_points(xt, coords), coords, (h, w), t, **kw)
-        return (pred.float() - kernels.gather_points(target, coords)).pow(2).mean()
+        err = (pred.float() - kernels.gather_points(target, coords)).pow(2)  # (B, n, C)
+        if not self.min_snr_gamma:
+            return err.mean()
+        return (err.mean((1, 2)) * self.loss_weights(t)).mean()
+
+    def loss_weights(self, t):
+        """(B,) float32 Min-SNR-gamma weights min(SNR_t, gamma) / SNR_t of integer times t (B,)."""
+        abar = self.alpha_bar.to(t.device)[t]
+        snr = abar / (1 - abar)
+        return (snr.clamp(max=self.min_snr_gamma) / snr).float()
 
     # ------------------------------------------------------------ reverse process
     def timesteps(self, count, start=None):

@@ -94,6 +94,38 @@ def test_loss_falls_on_a_tiny_batch(tiny_cfg):
     assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10
 
 
+def test_min_snr_weights_and_loss(tiny_cfg):
+    """Min-SNR-gamma: weight min(SNR, gamma) / SNR per example; a gamma above every time's SNR
+    is the uniform loss, a smaller one scales each example's loss by its weight."""
+    import dataclasses
+
+    def with_gamma(gamma):
+        return MollifiedDiffusion(dataclasses.replace(tiny_cfg, diffusion=dataclasses.replace(
+            tiny_cfg.diffusion, min_snr_gamma=gamma)))
+
+    diff = with_gamma(5.0)
+    snr = diff.alpha_bar / (1 - diff.alpha_bar)
+    t = torch.tensor([int((snr > 10).nonzero().max()), int((snr < 5).nonzero().min()), diff.steps - 1])
+    w = diff.loss_weights(t)
+    assert float(w[0]) == pytest.approx(5.0 / float(snr[t[0]]), rel=1e-6) and float(w[0]) < 0.5
+    assert w[1:].tolist() == [1.0, 1.0]
+
+    seen = []
+
+    def zero_model(pts, coords, size, tt):  # error = the target itself; records each example's time
+        seen.append(tt)
+        return torch.zeros_like(pts)
+
+    x0 = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    losses = {}
+    for gamma in (0.0, float(snr.max()) * 2, 5.0):
+        losses[gamma] = with_gamma(gamma).training_loss(zero_model, x0, 0.5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(seen[0], seen[2])  # the same draws in every run
+    torch.testing.assert_close(losses[float(snr.max()) * 2], losses[0.0])
+    assert float(diff.loss_weights(seen[2]).min()) < 1  # this seed draws a low-noise time
+    assert float(losses[5.0]) < float(losses[0.0])
+
+
 def test_sampling_deterministic_by_seed_and_any_resolution(tiny_cfg):
     torch.manual_seed(0)
     model = InfDiffNet(tiny_cfg.model, 1).eval()
