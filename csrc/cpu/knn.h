@@ -70,7 +70,7 @@ void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int
   if (plan.usable) fill_lattice_map(plan, batch, N, coords, map, distinct);
   const LatticeWindow& window = classes.window;
   const int64_t row_bytes = lattice_bitmap_row_bytes(plan);
-  const int64_t bitmap_plane = (static_cast<int64_t>(g.H) + 2 * plan.Ra) * row_bytes;
+  const int64_t bitmap_plane = lattice_bitmap_plane(g, plan);
   if (classes.usable && window.usable) fill_lattice_bitmap(g, plan, batch, N, coords, bitmap);
   // Per output column: its nearest lattice column and its cell class, instead of two integer
   // divisions for every cell.
@@ -98,15 +98,15 @@ void knn_search(const KnnGeometry& g, int64_t batch, int64_t N, int k, const int
         for (int j = 0; j < g.w; ++j) mine.push_back(bi * g.w + j);
         continue;
       }
-      const int32_t* map_row =
-          map.data() + b * plan.plane + (nearest_lattice_index(i, g.H, g.h) + plan.Ra) * plan.stride + plan.Rb;
+      const int64_t nearest_row = nearest_lattice_index(i, g.H, g.h);
+      const int32_t* map_row = map.data() + b * plan.plane + (nearest_row + plan.Ra) * plan.stride + plan.Rb;
       if (classes.usable) {
         const int64_t class_row = static_cast<int64_t>(i % classes.py) * classes.px;
         const int64_t* start = classes.start.data() + class_row;
         // The bitmap row of the window's first row for this output row (window.usable only).
         const uint8_t* window_row =
             window.usable
-                ? bitmap.data() + b * bitmap_plane + (nearest_lattice_index(i, g.H, g.h) + plan.Ra + window.a0) * row_bytes
+                ? bitmap.data() + b * bitmap_plane + (nearest_row + plan.Ra + window.a0) * row_bytes
                 : nullptr;
         for (int j = 0; j < g.w; ++j) {
           const int64_t bc = bi * g.w + j, c = col_class[j];

@@ -101,11 +101,16 @@ inline void fill_lattice_map(const LatticePlan& plan, int64_t batch, int64_t N,
 // lattice_window_mask, whose last run of 8 may start up to 7 columns before the row's end.
 inline int64_t lattice_bitmap_row_bytes(const LatticePlan& plan) { return (plan.stride >> 3) + 3; }
 
+// Bytes per batch element of the occupancy bitmap: H + 2 Ra padded rows.
+inline int64_t lattice_bitmap_plane(const KnnGeometry& g, const LatticePlan& plan) {
+  return (static_cast<int64_t>(g.H) + 2 * plan.Ra) * lattice_bitmap_row_bytes(plan);
+}
+
 // bits (B, H + 2 Ra, row_bytes): bit (pc & 7) of byte (pc >> 3) set where padded column pc
 // of the row holds a point.
 inline void fill_lattice_bitmap(const KnnGeometry& g, const LatticePlan& plan, int64_t batch, int64_t N,
                                 const int32_t* coords, std::vector<uint8_t>& bits) {
-  const int64_t row_bytes = lattice_bitmap_row_bytes(plan), plane = (static_cast<int64_t>(g.H) + 2 * plan.Ra) * row_bytes;
+  const int64_t row_bytes = lattice_bitmap_row_bytes(plan), plane = lattice_bitmap_plane(g, plan);
   bits.assign(batch * plane, 0);
   // Threads as fill_lattice_map takes them: only for large fills.
 #pragma omp parallel for schedule(static) if (batch * N >= (int64_t{1} << 20))
