@@ -148,6 +148,8 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
             native["swd_data"] = metrics.patch_swd(metrics.to_resolution(floor, res, upsample), references[res], seed=seed)
             native["spectrum_err_data"] = metrics.spectrum_error(
                 metrics.radial_power_spectrum(metrics.to_resolution(floor, res, "fourier")), pd, top)[1]
+        # each sample's more likely mixture component, read by the resolved-band error and _mixture
+        pick = grf.assign_components(x, cfg.data) if is_mixture else None
         if is_grf:
             law = grf.law_spectrum(cfg.data, res)
             law_rel, native["law_spectrum_err"] = metrics.spectrum_error(ps, law, res // 2 - 1)
@@ -155,8 +157,9 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
             draws = grf.law_draws(cfg.data, x.shape[0], res, seed=seed)[0]
             pd_law = metrics.radial_power_spectrum(draws)
             native["law_spectrum_err_data"] = metrics.spectrum_error(pd_law, law, res // 2 - 1)[1]
-            native["law_spectrum_err_resolved"] = _resolved_error(ps, x, cfg, res, resolved)
-            native["law_spectrum_err_resolved_data"] = _resolved_error(pd_law, draws, cfg, res, resolved)
+            native["law_spectrum_err_resolved"] = _resolved_error(ps, pick, cfg, res, resolved)
+            draws_pick = grf.assign_components(draws, cfg.data) if is_mixture else None
+            native["law_spectrum_err_resolved_data"] = _resolved_error(pd_law, draws_pick, cfg, res, resolved)
             spec_native.update({"law": law, "law_rel_err": law_rel})
         if is_micro:
             figures, curves = microstructure.compare(x, references[res])
@@ -166,7 +169,7 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
                 native.update({k + "_data": v for k, v in floor_figures.items()})
             results["microstructure"][key] = {k: metrics.summary(v) for k, v in curves.items()}
         if is_mixture:
-            native["mixture"] = {**_mixture(x, cfg, res), "component1_share_data": data_share}
+            native["mixture"] = {**_mixture(x, pick, cfg, res), "component1_share_data": data_share}
         results["native"][key] = native
         results["spectra"][key] = {mode: {k: metrics.summary(v) for k, v in spec.items()}
                                    for mode, spec in (("train_res", spec_train), ("native", spec_native))}
@@ -177,25 +180,26 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
     return results
 
 
-def _resolved_error(spectrum, x, cfg, res, top):
-    """Mean relative error of `spectrum` (of the images x at res) vs the law over bands 1..top
-    (None when top is 0). A mixture's law is weighted by the shares of x assigned to each
-    component: that a set of n images holds the configured share only up to binomial noise
-    (~4.5 % of the power in the bands of the rougher component at n = 500) is the component
-    share's figure, not the spectrum's."""
+def _resolved_error(spectrum, pick, cfg, res, top):
+    """Mean relative error of `spectrum` (of a set of images at res) vs the law over bands 1..top
+    (None when top is 0). pick: for a mixture, the component assigned to each image (N,)
+    (`grf.assign_components`), else None. A mixture's law is weighted by those shares: that a
+    set of n images holds the configured share only up to binomial noise (~4.5 % of the power
+    in the bands of the rougher component at n = 500) is the component share's figure, not the
+    spectrum's."""
     if top < 1:
         return None
     weights = None
-    if cfg.data.name == "grf_mixture":
-        share = (grf.assign_components(x, cfg.data) == 0).double().mean().item()
+    if pick is not None:
+        share = (pick == 0).double().mean().item()
         weights = (share, 1.0 - share)
     return metrics.spectrum_error(spectrum, grf.law_spectrum(cfg.data, res, weights=weights), top)[1]
 
 
-def _mixture(x, cfg, res):
-    """Per-component figures of GRF-mixture samples x (N, 1, R, R): share assigned to component
-    1 (vs the configured weight) and each component's spectrum error vs its own law."""
-    pick = grf.assign_components(x, cfg.data)
+def _mixture(x, pick, cfg, res):
+    """Per-component figures of GRF-mixture samples x (N, 1, R, R) assigned to components
+    `pick` (N,): share assigned to component 1 (vs the configured weight) and each component's
+    spectrum error vs its own law."""
     out = {"component1_share": (pick == 0).double().mean().item(), "component1_weight": cfg.data.grf_mixture_weight}
     for j in range(2):
         xs = x[pick == j]
