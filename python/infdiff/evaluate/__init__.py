@@ -6,7 +6,7 @@ data (docs/evaluation.md).
 
 Modules: `features` (the feature CNN), `metrics` (spectrum, patch SWD, FD/KID, resampling),
 `grf` (the GRF laws), `report` (JSON, markdown, plots, table), `run` (the two entry points),
-`command` (the CLI's `register`)."""
+`command` (the CLI's `register`), `denoiser` (per-band error of the noise prediction, no sampling)."""
 from .command import cmd_eval, register
 from .features import classifier_scores, load_classifier
 from .run import evaluate_checkpoint, evaluate_samples
