@@ -72,6 +72,13 @@ class DiffusionConfig:
     # SNR_t = abar_t / (1 - abar_t), so the low-noise times stop dominating the gradient;
     # 0 = uniform weights (plain DDPM)
     min_snr_gamma: float = 0.0
+    # The loss in the decoder's space: ||W (f - T xi)||^2 / mean(W^2), W = G / (G^2 + nsr) the Wiener
+    # filter at this nsr, instead of ||f - T xi||^2. The mollified process's exact loss carries T^-1
+    # (paper, appendix B), which the plain loss drops because it does not move the minimum; but a
+    # finite model then leaves the fine bands' errors, which decoding multiplies by up to 1/G, almost
+    # unpenalised (docs/diffusion.md#the-loss-in-the-decoders-space). Needs the whole grid
+    # (train.coord_fraction 1): a filter of the residual needs it everywhere. 0 = the plain loss.
+    loss_wiener_nsr: float = 0.0
 
 
 @dataclass
@@ -293,6 +300,7 @@ def _check(cfg: Config):
         ("diffusion.sample_steps", 1 <= f.sample_steps <= f.steps, f"must be in [1, diffusion.steps], got {f.sample_steps}"),
         ("diffusion.sampler", f.sampler in ("ddim", "ddpm"), f"must be ddim or ddpm, got {f.sampler!r}"),
         ("diffusion.min_snr_gamma", f.min_snr_gamma >= 0, f"must be >= 0 (0: uniform weights), got {f.min_snr_gamma}"),
+        ("diffusion.loss_wiener_nsr", f.loss_wiener_nsr >= 0, f"must be >= 0 (0: the plain loss), got {f.loss_wiener_nsr}"),
         ("model.channels", m.channels >= 1, f"must be >= 1, got {m.channels}"),
         ("model.kernel_size", m.kernel_size >= 1 and m.kernel_size % 2 == 1, f"must be odd and >= 1, got {m.kernel_size}"),
         ("model.normalize", m.normalize in NORMALIZE_MODES, f"must be one of {NORMALIZE_MODES}, got {m.normalize!r}"),
@@ -346,6 +354,11 @@ def _check(cfg: Config):
               "a mollifier narrower than half a pixel does not smooth the grid it is trained on, so the model "
               "would not see a resolution-independent function (use >= 0.5 / data.resolution, \"auto\" = 1 pixel, "
               "or 0 for no mollifier)")
+    if f.loss_wiener_nsr > 0 and t.coord_fraction != 1:
+        _fail("train.coord_fraction", f"must be 1 with diffusion.loss_wiener_nsr > 0 (the Wiener filter of the "
+              f"residual needs every pixel), got {t.coord_fraction}")
+    if f.loss_wiener_nsr > 0 and cfg.mollifier_sigma() == 0:
+        _fail("diffusion.loss_wiener_nsr", "must be 0 without a mollifier (diffusion.mollifier_sigma 0): there is nothing to undo")
     points = max(1, round(t.coord_fraction * d.resolution**2))
     if points < m.knn:
         _fail("train.coord_fraction", f"gives {points} points per example, fewer than model.knn = {m.knn}")

@@ -1,6 +1,6 @@
 """Mollified diffusion (∞-Diff, section 3.2): cosine schedule, forward process
 x_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) xi), the loss ||f(x_t, t) - T xi||^2 on a random
-coordinate subset, DDPM ancestral and DDIM samplers, and Wiener-filter decoding.
+coordinate subset (or, on the whole grid, that residual Wiener-filtered: diffusion.loss_wiener_nsr), DDPM ancestral and DDIM samplers, and Wiener-filter decoding.
 
 States live on dense grids (B, C, H, W) at whatever resolution is being sampled; the model
 sees them only at points (B, N, C), so training can use a subset of the pixels."""
@@ -44,6 +44,7 @@ class MollifiedDiffusion:
         self.boundary = d.boundary
         self.nsr = d.wiener_nsr
         self.min_snr_gamma = d.min_snr_gamma
+        self.loss_nsr = d.loss_wiener_nsr
         self.alpha_bar = cosine_alpha_bar(d.steps)
         prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
         self.alpha_bar_prev = prev
@@ -100,10 +101,30 @@ class MollifiedDiffusion:
             ecoords = kernels.random_coords(b, (h, w), count=m, generator=generator, device=device)
             kw["source"] = (kernels.gather_points(x0, ecoords), ecoords, (h, w))
         pred = model(kernels.gather_points(xt, coords), coords, (h, w), t, **kw)
-        err = (pred.float() - kernels.gather_points(target, coords)).pow(2)  # (B, n, C)
+        if self.loss_nsr > 0:
+            if n != h * w:
+                raise ValueError(f"fraction: must be 1 with diffusion.loss_wiener_nsr > 0, got {fraction}")
+            # every pixel, drawn in ascending (row-major) order: the points are the grid
+            residual = pred.float().transpose(1, 2).reshape(x0.shape) - target.float()
+            filtered = kernels.wiener(residual, self.sigma, nsr=self.loss_nsr, boundary=self.boundary)
+            err = filtered.pow(2).flatten(2).transpose(1, 2) / self.wiener_gain_power((h, w))  # (B, H*W, C)
+        else:
+            err = (pred.float() - kernels.gather_points(target, coords)).pow(2)  # (B, n, C)
         if not self.min_snr_gamma:
             return err.mean()
         return (err.mean((1, 2)) * self.loss_weights(t)).mean()
+
+    def wiener_gain_power(self, size):
+        """mean(W^2) over the basis of an (H, W) grid that the loss's Wiener filter W = G / (G^2 + nsr)
+        is diagonal in (Fourier for periodic, cosine for reflect): dividing by it gives a white
+        residual the plain loss's value, so train.lr and train.grad_clip keep their meaning."""
+        h, w = size
+        if self.boundary == "periodic":
+            ky, kx = (torch.fft.fftfreq(m, 1.0 / m, dtype=torch.float64) for m in (h, w))
+        else:  # the even extension on [0, 2]^2: DCT index m is m / 2 cycles per unit length
+            ky, kx = (torch.arange(m, dtype=torch.float64) / 2 for m in (h, w))
+        g = torch.exp(-2 * math.pi**2 * self.sigma**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
+        return float((g / (g * g + self.loss_nsr)).square().mean())
 
     def loss_weights(self, t):
         """(B,) float32 Min-SNR-gamma weights min(SNR_t, gamma) / SNR_t of integer times t (B,)."""

@@ -126,6 +126,52 @@ def test_min_snr_weights_and_loss(tiny_cfg):
     assert float(losses[5.0]) < float(losses[0.0])
 
 
+@pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+def test_wiener_loss_is_the_filtered_residual_at_the_plain_scale(tiny_cfg, boundary):
+    """diffusion.loss_wiener_nsr: the loss is mean(wiener(f - T xi)^2) / mean(W^2); with the model
+    predicting 0 that is the filtered target, and a white residual keeps the plain loss's value."""
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_cfg, diffusion=dataclasses.replace(tiny_cfg.diffusion, boundary=boundary,
+                                                                     loss_wiener_nsr=0.01))
+    diff = MollifiedDiffusion(cfg)
+    x0 = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def zero_model(pts, coords, size, tt):
+        return torch.zeros_like(pts)
+
+    loss = diff.training_loss(zero_model, x0, 1.0, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)  # the same draws, in training_loss's order
+    torch.randint(0, diff.steps, (4,), generator=gen)
+    target = diff.mollify(diff.white_noise(x0.shape, gen))
+    expected = kernels.wiener(target, diff.sigma, nsr=0.01, boundary=boundary).pow(2).mean() / diff.wiener_gain_power((16, 16))
+    torch.testing.assert_close(loss, expected)
+    # the normaliser: white noise filtered by W has mean square mean(W^2) (its expectation; 512
+    # images of 256 pixels put the estimate within ~1 %)
+    z = torch.randn(512, 1, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    ratio = kernels.wiener(z, diff.sigma, nsr=0.01, boundary=boundary).pow(2).mean() / diff.wiener_gain_power((16, 16))
+    assert float(ratio) == pytest.approx(1.0, abs=0.03)
+    assert diff.wiener_gain_power((16, 16)) > 1.5  # the fine bands are weighted up, not a no-op
+    with pytest.raises(ValueError, match="fraction"):
+        diff.training_loss(zero_model, x0, 0.5)
+
+
+def test_wiener_loss_config_needs_every_pixel_and_trains(tmp_path):
+    from infdiff.config import ConfigError, load_config
+    from infdiff.train import train
+
+    from .conftest import TINY
+
+    with pytest.raises(ConfigError, match="train.coord_fraction"):
+        load_config(TINY, {"diffusion.loss_wiener_nsr": 0.01, "train.coord_fraction": 0.5})
+    with pytest.raises(ConfigError, match="diffusion.loss_wiener_nsr"):
+        load_config(TINY, {"diffusion.loss_wiener_nsr": -1})
+    cfg = load_config(TINY, {"diffusion.loss_wiener_nsr": 0.01, "train.coord_fraction": 1.0,
+                             "train.steps": 3, "train.out_dir": str(tmp_path / "run")})
+    trainer = train(cfg, quiet=True)  # a diverged loss raises TrainingDiverged
+    assert trainer.step == 3 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
 def test_sampling_deterministic_by_seed_and_any_resolution(tiny_cfg):
     torch.manual_seed(0)
     model = InfDiffNet(tiny_cfg.model, 1).eval()
