@@ -93,7 +93,7 @@ def test_bad_input_is_named():
         denoiser.band_errors(Zero(), diffusion, torch.zeros(2, 8, 8), times=(0,))
 
 
-def test_command_prints_a_row_per_time_on_a_tiny_checkpoint(tmp_path, capsys):
+def test_command_prints_a_row_per_time_on_a_tiny_checkpoint(tmp_path, capsys, monkeypatch):
     from infdiff.train import train
 
     cfg = load_config(TINY, {"train.out_dir": str(tmp_path / "run"), "train.steps": 3})
@@ -108,3 +108,16 @@ def test_command_prints_a_row_per_time_on_a_tiny_checkpoint(tmp_path, capsys):
         assert len(rows[0].split()) == 1 + top
     with pytest.raises(SystemExit):
         denoiser.main(["--ckpt", ckpt, "--n", "0"])
+    assert "--n must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # tiny has 100 diffusion steps
+        denoiser.main(["--ckpt", ckpt, "--times", "100"])
+    assert "--times must be in [0, 100)" in capsys.readouterr().err
+    assert denoiser.main(["--ckpt", ckpt, "--n", "2"]) == 0  # default times: those below 100
+    assert [int(r.split()[0]) for r in capsys.readouterr().out.splitlines()[2:]] == [0, 10, 30]
+    # an autoencoder's denoiser needs a latent per image: refused by name, not a traceback
+    import infdiff.autoencoder
+
+    monkeypatch.setattr(infdiff.autoencoder, "is_autoencoder", lambda cfg: True)
+    with pytest.raises(SystemExit):
+        denoiser.main(["--ckpt", ckpt])
+    assert "autoencoder" in capsys.readouterr().err

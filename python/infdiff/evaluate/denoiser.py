@@ -88,12 +88,14 @@ def main(argv=None):
     from ..config import parse_override
     from ..data import build_dataset
     from ..family import is_function_space
+    from ..autoencoder import is_autoencoder
     from ..sample import Sampler
 
     p = argparse.ArgumentParser(prog="python -m infdiff.evaluate.denoiser", description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True)
     p.add_argument("--resolution", type=int, nargs="+", default=None, help="default: the training resolution")
-    p.add_argument("--times", type=int, nargs="+", default=list(DEFAULT_TIMES))
+    p.add_argument("--times", type=int, nargs="+", default=None,
+                   help=f"diffusion times (default: those of {list(DEFAULT_TIMES)} below diffusion.steps)")
     p.add_argument("--n", type=int, default=64, help="test images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE")
@@ -104,6 +106,13 @@ def main(argv=None):
     cfg = sampler.cfg
     if is_function_space(cfg):
         p.error("--ckpt: a model.family fno checkpoint; band errors are defined for the mollified family")
+    if is_autoencoder(cfg):
+        p.error("--ckpt: a diffusion-autoencoder checkpoint (its denoiser needs a latent z per image); "
+                "band errors are measured for plain models")
+    steps = cfg.diffusion.steps
+    times = args.times if args.times is not None else [t for t in DEFAULT_TIMES if t < steps]
+    if any(not 0 <= t < steps for t in times):
+        p.error(f"--times must be in [0, {steps}) (the checkpoint's diffusion.steps), got {times}")
     ds = build_dataset(dataclasses.replace(cfg.data, split="test", limit=0))
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed))[: args.n].tolist()
     images = torch.stack([ds[i] for i in order])
@@ -112,7 +121,7 @@ def main(argv=None):
         if res < 2:
             p.error(f"--resolution must be >= 2, got {res}")
         x = metrics.to_resolution(images, res, upsample)
-        result = band_errors(sampler.model, sampler.diffusion, x, args.times, res / cfg.data.resolution, args.seed)
+        result = band_errors(sampler.model, sampler.diffusion, x, times, res / cfg.data.resolution, args.seed)
         # above the training grid's Nyquist band the data hold nothing and the mollified target
         # falls below 1e-7 of its band-1 power by 2x: a ratio there says little (it stays in `result`)
         print(table(result, res, min(res, cfg.data.resolution) // 2 - 1))
