@@ -1,6 +1,7 @@
 """Mollified diffusion (∞-Diff, section 3.2): cosine schedule, forward process
 x_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) xi), the loss ||f(x_t, t) - T xi||^2 on a random
-coordinate subset (or, on the whole grid, that residual Wiener-filtered: diffusion.loss_wiener_nsr), DDPM ancestral and DDIM samplers, and Wiener-filter decoding.
+coordinate subset (or that residual Wiener-filtered on the whole grid: diffusion.loss_wiener_nsr),
+DDPM ancestral and DDIM samplers, and Wiener-filter decoding.
 
 States live on dense grids (B, C, H, W) at whatever resolution is being sampled; the model
 sees them only at points (B, N, C), so training can use a subset of the pixels."""
@@ -107,7 +108,7 @@ class MollifiedDiffusion:
             # every pixel, drawn in ascending (row-major) order: the points are the grid
             residual = pred.float().transpose(1, 2).reshape(x0.shape) - target.float()
             filtered = kernels.wiener(residual, self.sigma, nsr=self.loss_nsr, boundary=self.boundary)
-            err = filtered.pow(2).flatten(2).transpose(1, 2) / self.wiener_gain_power((h, w))  # (B, H*W, C)
+            err = filtered.pow(2).flatten(2) / self.wiener_gain_power((h, w))  # (B, C, H*W)
         else:
             err = (pred.float() - kernels.gather_points(target, coords)).pow(2)  # (B, n, C)
         if not self.min_snr_gamma:

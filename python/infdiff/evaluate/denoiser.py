@@ -16,7 +16,6 @@ weighted by the mode's share of the band's noise power). Two readings follow:
 
 usage: python -m infdiff.evaluate.denoiser --ckpt CKPT [--resolution R ...] [--times T ...] [--n N]"""
 import argparse
-import dataclasses
 import sys
 
 import torch
@@ -33,14 +32,13 @@ def band_errors(model, diffusion, images, times=DEFAULT_TIMES, scale=1.0, seed=0
     f(points (B, N, C), coords (B, N, 2), size, t (B,), scale=) -> (B, N, C); diffusion its
     MollifiedDiffusion; scale: R / the training resolution. Noise is drawn from `seed` (one
     draw per time, shared by every batch split), so a call is repeatable."""
-    if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"images must be (N, C, R, R), got {tuple(images.shape)}")
+    metrics._square(images)
     bad = [t for t in times if not 0 <= int(t) < diffusion.steps]
     if bad or not times:
         raise ValueError(f"times must be integers in [0, {diffusion.steps}) (diffusion.steps), got {list(times)}")
-    n, c, h, w = images.shape
+    n, _, h, w = images.shape
     x0 = images.float()
-    data_power = _power(diffusion.mollify(x0)) / (n * c)  # per mode: the floor is per mode, then averaged
+    data_power = metrics.mode_power(diffusion.mollify(x0))  # per mode: the floor is per mode, then averaged
     rows = {"err": [], "snr": [], "floor": []}
     for t_int in times:
         gen = torch.Generator().manual_seed(seed * 100003 + int(t_int))
@@ -55,22 +53,17 @@ def band_errors(model, diffusion, images, times=DEFAULT_TIMES, scale=1.0, seed=0
             with torch.no_grad():
                 pred = model(kernels.gather_points(xt, coords), coords, (h, w), t, scale=scale)
             pred = pred.float().transpose(1, 2).reshape(xb.shape)
-            err_sum += _power(pred - target)
-            tgt_sum += _power(target)
+            err_sum += b * metrics.mode_power(pred - target)
+            tgt_sum += b * metrics.mode_power(target)
         a = float(diffusion.alpha_bar[int(t_int)])
-        tgt = tgt_sum / (n * c)
+        tgt = tgt_sum / n
         snr = a * data_power / ((1 - a) * tgt)
         band_tgt = metrics.radial_average(tgt)
-        rows["err"].append(metrics.radial_average(err_sum / (n * c)) / band_tgt)
+        rows["err"].append(metrics.radial_average(err_sum / n) / band_tgt)
         rows["snr"].append(metrics.radial_average(a * data_power) / ((1 - a) * band_tgt))
         # each mode's posterior-mean error, weighted by its share of the band's target power
         rows["floor"].append(metrics.radial_average(snr / (1 + snr) * tgt) / band_tgt)
     return {"times": [int(t) for t in times], **{k: torch.stack(v) for k, v in rows.items()}}
-
-
-def _power(x):
-    """(R, R) float64: |fft2(x, norm="forward")|^2 summed over images and channels."""
-    return torch.fft.fft2(x.double(), norm="forward").abs().square().sum(dim=(0, 1))
 
 
 def table(result, resolution, top):
@@ -86,10 +79,11 @@ def table(result, resolution, top):
 
 def main(argv=None):
     from ..config import parse_override
-    from ..data import build_dataset
     from ..family import is_function_space
     from ..autoencoder import is_autoencoder
     from ..sample import Sampler
+    from . import grf
+    from .run import _reference
 
     p = argparse.ArgumentParser(prog="python -m infdiff.evaluate.denoiser", description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True)
@@ -113,10 +107,8 @@ def main(argv=None):
     times = args.times if args.times is not None else [t for t in DEFAULT_TIMES if t < steps]
     if any(not 0 <= t < steps for t in times):
         p.error(f"--times must be in [0, {steps}) (the checkpoint's diffusion.steps), got {times}")
-    ds = build_dataset(dataclasses.replace(cfg.data, split="test", limit=0))
-    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed))[: args.n].tolist()
-    images = torch.stack([ds[i] for i in order])
-    upsample = "fourier" if cfg.data.name.startswith("grf") else "bicubic"
+    images = _reference(cfg, args.n, args.seed)[0]  # the test subset `infdiff eval` compares with
+    upsample = "fourier" if cfg.data.name in grf.GRF_DATASETS else "bicubic"  # as `infdiff eval` resamples
     for res in args.resolution or [cfg.data.resolution]:
         if res < 2:
             p.error(f"--resolution must be >= 2, got {res}")

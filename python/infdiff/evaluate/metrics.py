@@ -45,15 +45,21 @@ def radial_average(power):
     return sums / counts
 
 
-def radial_power_spectrum(x, chunk=256):
-    """(R//2 + 1,) float64: E|c_k|^2 averaged over images, channels and the wavenumbers of each
-    band, c = fft2(x, norm="forward") (the Fourier-series coefficients of x as a function on
-    [0, 1]^2). x: (N, C, R, R). Scaling x by a scales it by a^2."""
+def mode_power(x, chunk=256):
+    """(R, R) float64: E|c_k|^2 per wavenumber, averaged over images and channels, c = fft2(x,
+    norm="forward") laid out as torch.fft.fft2 output. x: (N, C, R, R)."""
     _square(x)
     power = torch.zeros(x.shape[-2:], dtype=torch.float64)
     for i in range(0, x.shape[0], chunk):  # chunks: complex128 of 1000 images at 112 px would be 200 MB
         power += torch.fft.fft2(x[i : i + chunk].double(), norm="forward").abs().square().sum(dim=(0, 1))
-    return radial_average(power / (x.shape[0] * x.shape[1]))
+    return power / (x.shape[0] * x.shape[1])
+
+
+def radial_power_spectrum(x, chunk=256):
+    """(R//2 + 1,) float64: E|c_k|^2 averaged over images, channels and the wavenumbers of each
+    band, c = fft2(x, norm="forward") (the Fourier-series coefficients of x as a function on
+    [0, 1]^2). x: (N, C, R, R). Scaling x by a scales it by a^2."""
+    return radial_average(mode_power(x, chunk))
 
 
 def spectrum_error(samples_spectrum, reference_spectrum, top_band):
