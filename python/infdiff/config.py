@@ -76,8 +76,8 @@ class DiffusionConfig:
     # filter at this nsr, instead of ||f - T xi||^2. The mollified process's exact loss carries T^-1
     # (paper, appendix B), which the plain loss drops because it does not move the minimum; but a
     # finite model then leaves the fine bands' errors, which decoding multiplies by up to 1/G, almost
-    # unpenalised (docs/diffusion.md#the-loss-in-the-decoders-space). Needs the whole grid
-    # (train.coord_fraction 1): a filter of the residual needs it everywhere. 0 = the plain loss.
+    # unpenalised (docs/diffusion.md#the-loss-in-the-decoders-space). On a subset of the pixels
+    # (train.coord_fraction p < 1) it is, in expectation, p * that loss + (1 - p) * the plain one. 0 = the plain loss.
     loss_wiener_nsr: float = 0.0
 
 
@@ -354,9 +354,6 @@ def _check(cfg: Config):
               "a mollifier narrower than half a pixel does not smooth the grid it is trained on, so the model "
               "would not see a resolution-independent function (use >= 0.5 / data.resolution, \"auto\" = 1 pixel, "
               "or 0 for no mollifier)")
-    if f.loss_wiener_nsr > 0 and t.coord_fraction != 1:
-        _fail("train.coord_fraction", f"must be 1 with diffusion.loss_wiener_nsr > 0 (the Wiener filter of the "
-              f"residual needs every pixel), got {t.coord_fraction}")
     if f.loss_wiener_nsr > 0 and cfg.mollifier_sigma() == 0:
         _fail("diffusion.loss_wiener_nsr", "must be 0 without a mollifier (diffusion.mollifier_sigma 0): there is nothing to undo")
     points = max(1, round(t.coord_fraction * d.resolution**2))

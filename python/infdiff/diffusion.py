@@ -103,12 +103,17 @@ class MollifiedDiffusion:
             kw["source"] = (kernels.gather_points(x0, ecoords), ecoords, (h, w))
         pred = model(kernels.gather_points(xt, coords), coords, (h, w), t, **kw)
         if self.loss_nsr > 0:
-            if n != h * w:
-                raise ValueError(f"fraction: must be 1 with diffusion.loss_wiener_nsr > 0, got {fraction}")
-            # every pixel, drawn in ascending (row-major) order: the points are the grid
-            residual = pred.float().transpose(1, 2).reshape(x0.shape) - target.float()
+            # The residual on the grid, zero off the drawn points (none on every pixel, where the
+            # points are the grid in ascending row-major order). For a uniform subset of a share p
+            # of the pixels, E|W(m r)|^2 = p^2 |W r|^2 + p (1 - p) mean(W^2) |r|^2, so dividing by
+            # p mean(W^2) gives p * (the Wiener loss) + (1 - p) * (the plain loss) in expectation:
+            # an unbiased estimate of the Wiener loss alone would subtract the second term, which
+            # is an indefinite form on the drawn points (a loss with no lower bound).
+            p = n / (h * w)
+            residual = pred.float() - kernels.gather_points(target, coords).float()
+            residual, _ = kernels.scatter_points(residual, coords, (h, w), check=False)
             filtered = kernels.wiener(residual, self.sigma, nsr=self.loss_nsr, boundary=self.boundary)
-            err = filtered.pow(2).flatten(2) / self.wiener_gain_power((h, w))  # (B, C, H*W)
+            err = filtered.pow(2).flatten(2) / (p * self.wiener_gain_power((h, w)))  # (B, C, H*W)
         else:
             err = (pred.float() - kernels.gather_points(target, coords)).pow(2)  # (B, n, C)
         if not self.min_snr_gamma:

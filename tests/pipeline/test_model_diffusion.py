@@ -152,21 +152,54 @@ def test_wiener_loss_is_the_filtered_residual_at_the_plain_scale(tiny_cfg, bound
     ratio = kernels.wiener(z, diff.sigma, nsr=0.01, boundary=boundary).pow(2).mean() / diff.wiener_gain_power((16, 16))
     assert float(ratio) == pytest.approx(1.0, abs=0.03)
     assert diff.wiener_gain_power((16, 16)) > 1.5  # the fine bands are weighted up, not a no-op
-    with pytest.raises(ValueError, match="fraction"):
-        diff.training_loss(zero_model, x0, 0.5)
 
 
-def test_wiener_loss_config_needs_every_pixel_and_trains(tmp_path):
+@pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+def test_wiener_loss_on_a_subset_is_a_mix_of_the_wiener_and_plain_losses(tiny_cfg, boundary):
+    """On a share p of the pixels the loss's expectation is p * (Wiener loss) + (1 - p) * (plain loss)
+    of the same residual: here a fixed residual (a model predicting x_t's mollified-noise target
+    plus a fixed field e), averaged over 400 draws of the subset."""
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_cfg, diffusion=dataclasses.replace(tiny_cfg.diffusion, boundary=boundary,
+                                                                     loss_wiener_nsr=0.01))
+    diff = MollifiedDiffusion(cfg)
+    size = (16, 16)
+    x0 = torch.zeros(2, 1, *size)
+    # a smooth residual, which the Wiener loss weighs by ~1 / mean(W^2): the two losses differ
+    e = 3 * diff.mollify(diff.mollify(torch.randn(2, 1, *size, generator=torch.Generator().manual_seed(3))))
+
+    def model_with_error(pts, coords, size_, tt, target):
+        return kernels.gather_points(target + e, coords)
+
+    def loss_at(fraction, seed):
+        gen = torch.Generator().manual_seed(seed)
+        # replay training_loss's draws to learn the target it will compare with
+        replay = torch.Generator().manual_seed(seed)
+        torch.randint(0, diff.steps, (2,), generator=replay)
+        target = diff.mollify(diff.white_noise(x0.shape, replay))
+        return float(diff.training_loss(lambda *a: model_with_error(*a, target), x0, fraction, generator=gen))
+
+    wiener = kernels.wiener(e, diff.sigma, nsr=0.01, boundary=boundary).pow(2).mean() / diff.wiener_gain_power(size)
+    plain = e.pow(2).mean()
+    assert float(plain) > 1.5 * float(wiener)
+    assert loss_at(1.0, 0) == pytest.approx(float(wiener), rel=1e-4)
+    p = 0.25
+    mean = sum(loss_at(p, s) for s in range(400)) / 400
+    # the reflect boundary's (W^T W)_ii is not exactly mean(W^2) near the edges; 400 draws leave ~2 % noise
+    assert mean == pytest.approx(p * float(wiener) + (1 - p) * float(plain), rel=0.06)
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_wiener_loss_config_trains(tmp_path, fraction):
     from infdiff.config import ConfigError, load_config
     from infdiff.train import train
 
     from .conftest import TINY
 
-    with pytest.raises(ConfigError, match="train.coord_fraction"):
-        load_config(TINY, {"diffusion.loss_wiener_nsr": 0.01, "train.coord_fraction": 0.5})
     with pytest.raises(ConfigError, match="diffusion.loss_wiener_nsr"):
         load_config(TINY, {"diffusion.loss_wiener_nsr": -1})
-    cfg = load_config(TINY, {"diffusion.loss_wiener_nsr": 0.01, "train.coord_fraction": 1.0,
+    cfg = load_config(TINY, {"diffusion.loss_wiener_nsr": 0.01, "train.coord_fraction": fraction,
                              "train.steps": 3, "train.out_dir": str(tmp_path / "run")})
     trainer = train(cfg, quiet=True)  # a diverged loss raises TrainingDiverged
     assert trainer.step == 3 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
