@@ -1,6 +1,6 @@
 """Mollified diffusion (∞-Diff, section 3.2): cosine schedule, forward process
 x_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) xi), the loss ||f(x_t, t) - T xi||^2 on a random
-coordinate subset (or that residual Wiener-filtered on the whole grid: diffusion.loss_wiener_nsr),
+coordinate subset (or that residual Wiener-filtered on the grid: diffusion.loss_wiener_nsr),
 DDPM ancestral and DDIM samplers, and Wiener-filter decoding.
 
 States live on dense grids (B, C, H, W) at whatever resolution is being sampled; the model
@@ -102,6 +102,7 @@ class MollifiedDiffusion:
             ecoords = kernels.random_coords(b, (h, w), count=m, generator=generator, device=device)
             kw["source"] = (kernels.gather_points(x0, ecoords), ecoords, (h, w))
         pred = model(kernels.gather_points(xt, coords), coords, (h, w), t, **kw)
+        residual = pred.float() - kernels.gather_points(target, coords).float()  # (B, n, C)
         if self.loss_nsr > 0:
             # The residual on the grid, zero off the drawn points (none on every pixel, where the
             # points are the grid in ascending row-major order). For a uniform subset of a share p
@@ -110,12 +111,11 @@ class MollifiedDiffusion:
             # an unbiased estimate of the Wiener loss alone would subtract the second term, which
             # is an indefinite form on the drawn points (a loss with no lower bound).
             p = n / (h * w)
-            residual = pred.float() - kernels.gather_points(target, coords).float()
-            residual, _ = kernels.scatter_points(residual, coords, (h, w), check=False)
-            filtered = kernels.wiener(residual, self.sigma, nsr=self.loss_nsr, boundary=self.boundary)
+            on_grid, _ = kernels.scatter_points(residual, coords, (h, w), check=False)
+            filtered = kernels.wiener(on_grid, self.sigma, nsr=self.loss_nsr, boundary=self.boundary)
             err = filtered.pow(2).flatten(2) / (p * self.wiener_gain_power((h, w)))  # (B, C, H*W)
         else:
-            err = (pred.float() - kernels.gather_points(target, coords)).pow(2)  # (B, n, C)
+            err = residual.pow(2)  # (B, n, C)
         if not self.min_snr_gamma:
             return err.mean()
         return (err.mean((1, 2)) * self.loss_weights(t)).mean()
