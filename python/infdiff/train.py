@@ -448,10 +448,14 @@ class Trainer:
 
 def train(cfg, resume=None, quiet=False):
     trainer = Trainer(cfg, resume=resume, quiet=quiet)
+    finished = False
     try:
         trainer.fit()
+        finished = True
     finally:
         if trainer.world > 1 and dist.is_initialized():
+            if finished:  # the ranks reach the collective teardown together (on an error a peer may never come)
+                dist.barrier()
             dist.destroy_process_group()
     return trainer
 

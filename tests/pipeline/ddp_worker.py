@@ -24,4 +24,5 @@ if trainer.rank == 0:
     moved = not torch.equal(gathered[0], start)
     with open(result, "w") as fh:
         fh.write(f"world={trainer.world} identical={same} moved={moved}")
+dist.barrier()  # destroy together: a rank that tears down alone while another works was seen to abort (SIGABRT)
 dist.destroy_process_group()
