@@ -112,6 +112,21 @@ def test_ties_resolve_to_smaller_point_index(backend, device):
 
 
 @pytest.mark.parametrize("backend,device", BACKEND_PARAMS)
+def test_a_point_on_the_cell_centre_takes_all_the_weight(backend, device):
+    # docs/ops.md#knn_to_grid: 48 / 16 = 3 is odd, so each cell centre is a pixel centre and k does
+    # not matter; at 32 / 16 = 2 no pixel sits on a centre and a larger k averages more.
+    x = torch.randn(1, 48 * 48, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(device)
+    coords = ik.grid_coords((48, 48), 1, device=device)
+    three = ik.knn_to_grid(x, coords, (48, 48), (16, 16), k=3, backend=backend)
+    centre = x[0].reshape(48, 48, 2)[1::3, 1::3].permute(2, 0, 1)  # pixel 3 i + 1 sits on cell i's centre
+    torch.testing.assert_close(three[0], centre, rtol=1e-9, atol=0)  # others' share <= 48^2 x 1e-16 (d >= 1/48; the clamp)
+    torch.testing.assert_close(ik.knn_to_grid(x, coords, (48, 48), (16, 16), k=20, backend=backend), three, rtol=1e-9, atol=0)
+    x2, coords2 = x[:, : 32 * 32], ik.grid_coords((32, 32), 1, device=device)
+    assert not torch.allclose(ik.knn_to_grid(x2, coords2, (32, 32), (16, 16), k=3, backend=backend),
+                              ik.knn_to_grid(x2, coords2, (32, 32), (16, 16), k=20, backend=backend))
+
+
+@pytest.mark.parametrize("backend,device", BACKEND_PARAMS)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("k", range(1, 9))
 def test_backend_matches_reference(backend, device, dtype, k):
