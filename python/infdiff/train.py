@@ -448,14 +448,12 @@ class Trainer:
 
 def train(cfg, resume=None, quiet=False):
     trainer = Trainer(cfg, resume=resume, quiet=quiet)
-    finished = False
     try:
         trainer.fit()
-        finished = True
+        if trainer.world > 1:  # the ranks reach the collective teardown together; not on an error, where a peer may never come
+            dist.barrier()
     finally:
         if trainer.world > 1 and dist.is_initialized():
-            if finished:  # the ranks reach the collective teardown together (on an error a peer may never come)
-                dist.barrier()
             dist.destroy_process_group()
     return trainer
 
