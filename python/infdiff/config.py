@@ -3,7 +3,8 @@
 
 Every field is checked on load: an unknown key or a bad value raises ConfigError naming the
 field by its dotted path (e.g. `train.coord_fraction`), so a typo never silently falls back
-to a default."""
+to a default. Every YAML text (a config file, a preset, an override value) is read by `load_yaml`,
+which refuses a key repeated in one mapping: plain YAML would keep the last and drop the other."""
 import dataclasses
 import importlib.resources
 import math
@@ -211,6 +212,81 @@ class Config:
 
 def _fail(path, message):
     raise ConfigError(f"config field `{path}`: {message}")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (same types, same `<<` merges) that refuses a key repeated in one mapping,
+    at any depth, with a ConfigError naming its dotted path, the source and both lines. A key a
+    `<<` merge brings in may still be overridden by the mapping's own key, as YAML intends.
+    `config_source` (what the text is, for the message) and `config_root` (the dotted path of
+    the text's root) are set by `load_yaml`; `prefix` is taken, a yaml.Reader method."""
+
+    config_source = "<YAML text>"
+    config_root = ""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._paths = {}  # node -> its dotted path, set when its parent's keys are checked
+        self._checked = set()
+
+    def construct_sequence(self, node, deep=False):
+        for i, item in enumerate(node.value):
+            self._paths.setdefault(item, f"{self._paths.get(node, self.config_root)}[{i}]")
+        return super().construct_sequence(node, deep=deep)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self._check_keys(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def flatten_mapping(self, node):
+        # SafeLoader's construct_mapping calls this on the mapping and on each one a `<<` merges
+        # in, and it rewrites node.value to hold the merged keys too: check the own keys first
+        self._check_keys(node)
+        super().flatten_mapping(node)
+
+    def _check_keys(self, node):
+        if node in self._checked:
+            return
+        self._checked.add(node)
+        parent = self._paths.get(node, self.config_root)
+        seen = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # a `<<` merge, not the string '<<'
+                key, ident = "<<", ("merge",)
+            else:
+                key = self.construct_object(key_node)  # cached: construct_mapping reuses it
+                ident = ("key", key)  # the dict's equality: `1` and `1.0`, `yes` and `true` collide
+            try:
+                first = seen.setdefault(ident, key_node)
+            except TypeError:  # an unhashable key: construct_mapping refuses it
+                continue
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)  # as written
+            path = f"{parent}.{name}" if parent else name
+            self._paths.setdefault(value_node, path)
+            if first is not key_node:
+                same = f"; `{first.value}` and `{name}` are the same key" if first.value != name else ""
+                _fail(path, f"key `{name}` appears twice in {self.config_source} ({_lines(first, key_node)}{same}); "
+                            "YAML would silently keep the last one, so remove one")
+
+
+def _lines(first, second):
+    a, b = first.start_mark, second.start_mark
+    if a.line == b.line:  # flow style on one line: {lr: 1, lr: 2}
+        return f"line {a.line + 1}, columns {a.column + 1} and {b.column + 1}"
+    return f"lines {a.line + 1} and {b.line + 1}"
+
+
+def load_yaml(text, source="<YAML text>", root=""):
+    """yaml.safe_load(text) that refuses a duplicate key (UniqueKeyLoader); `source` names the
+    text in that error (a file, a preset), `root` is the dotted path of its root (an override
+    `model.fno={...}` reads `model.fno`). The one YAML reader of every config."""
+    loader = UniqueKeyLoader(text)
+    loader.config_source, loader.config_root = source, root
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _coerce(path, value, kind):
@@ -454,25 +530,25 @@ def preset_names():
 
 
 def _config_text(path):
-    """The YAML text `path` names: a file on disk, else a packaged preset given by its name
-    ("mnist") or by its source-checkout path ("configs/mnist.yaml"), which an installed
-    package has no folder for."""
+    """The YAML text `path` names and what it is, for messages: a file on disk, else a packaged
+    preset given by its name ("mnist") or by its source-checkout path ("configs/mnist.yaml"),
+    which an installed package has no folder for."""
     if os.path.isfile(path):
         with open(path) as fh:
-            return fh.read()
+            return fh.read(), f"config file {path}"
     folder, name = os.path.split(os.path.normpath(path))
     name = name[: -len(".yaml")] if name.endswith(".yaml") else name
     if folder in ("", "configs") and name in preset_names():
-        return _presets().joinpath(f"{name}.yaml").read_text()
+        return _presets().joinpath(f"{name}.yaml").read_text(), f"preset {name} (infdiff/configs/{name}.yaml)"
     raise ConfigError(f"config file not found: {path} (a YAML file, or a preset: {', '.join(preset_names())})")
 
 
 def load_config(path, overrides=None) -> Config:
     """Config from a YAML file or a preset (see `_config_text`), with optional dotted
     overrides {"train.steps": 10}."""
-    text = _config_text(path)
+    text, source = _config_text(path)
     try:
-        values = yaml.safe_load(text) or {}
+        values = load_yaml(text, source) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     for dotted, value in (overrides or {}).items():
@@ -492,6 +568,6 @@ def parse_override(text):
         raise ConfigError(f"override {text!r} must look like section.field=value")
     key, raw = text.split("=", 1)
     try:
-        return key.strip(), yaml.safe_load(raw)
-    except yaml.YAMLError as err:  # safe_load: a !!python tag is refused here, never run
+        return key.strip(), load_yaml(raw, f"override {text!r}", key.strip())
+    except yaml.YAMLError as err:  # a SafeLoader: a !!python tag is refused here, never run
         raise ConfigError(f"override {key.strip()}: value {raw!r} is not valid YAML ({err.__class__.__name__})") from None
