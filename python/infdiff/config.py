@@ -181,13 +181,18 @@ class TrainConfig:
     # wrap the network in torch.compile(fullgraph=True) for the training steps: faster steps
     # after a one-off compile of tens of seconds, worth it for long runs (sampling stays eager)
     compile: bool = False
-    # multilevel training (model.family fno): resolutions, coarse to fine, each batch a Fourier
-    # truncation of the data (empty = data.resolution only); mixed: one level per step in turn;
-    # coarse_to_fine: train.steps in equal phases, coarsest first; batch sizes per level
-    # (empty = train.batch_size each). The cost per level goes to <out_dir>/cost.json
+    # multilevel training: resolutions, coarse to fine (empty = data.resolution only). model.family
+    # fno: each batch a Fourier truncation of the data. Mollified family, GRF data only: the first
+    # level is data.resolution (the training resolution the noise, mollifier and kernels are
+    # measured in) and finer levels are exact draws of the same law there, trained on with the
+    # kernels resampled (docs/diffusion.md#training-at-several-resolutions). mixed: one level per
+    # step in turn; coarse_to_fine: train.steps in equal phases, coarsest first; batch sizes and
+    # (mollified family) shares of the pixels per level (empty = train.batch_size and
+    # train.coord_fraction each). The cost per level goes to <out_dir>/cost.json
     levels: typing.List[int] = field(default_factory=list)
     level_schedule: str = "mixed"
     level_batch_sizes: typing.List[int] = field(default_factory=list)
+    level_coord_fractions: typing.List[float] = field(default_factory=list)
     # on CPU, torch's thread count follows the cores other processes leave free (infdiff.threads):
     # on a shared machine a fixed count waits for a busy core at every op
     adapt_threads: bool = True
@@ -466,24 +471,47 @@ def _check_autoencoder(cfg: Config):
 
 
 def _check_levels(cfg: Config):
-    """train.levels and its companions: multilevel training is for the fno family, on Fourier
-    truncations of the data (so no level above data.resolution)."""
+    """train.levels and its companions. The fno family trains on Fourier truncations of the data
+    (no level above data.resolution); the mollified family on exact draws of a GRF law at finer
+    resolutions (data.resolution first: below it the mollifier would be under half a pixel)."""
     t, r = cfg.train, cfg.data.resolution
     if t.level_schedule not in LEVEL_SCHEDULES:
         _fail("train.level_schedule", f"must be one of {LEVEL_SCHEDULES}, got {t.level_schedule!r}")
     if t.level_batch_sizes and not t.levels:
         _fail("train.level_batch_sizes", "needs train.levels (one batch size per level)")
+    if t.level_coord_fractions and not t.levels:
+        _fail("train.level_coord_fractions", "needs train.levels (one share of the pixels per level)")
     if not t.levels:
         return
-    if cfg.model.family != "fno":
-        _fail("train.levels", f"multilevel training needs model.family fno (the operator reads any grid; the "
-                              f"mollified network is trained at data.resolution), got {cfg.model.family!r}")
-    if any(v < 2 or v > r for v in t.levels) or any(a >= b for a, b in zip(t.levels, t.levels[1:])):
-        _fail("train.levels", f"must be increasing resolutions in [2, data.resolution = {r}] (each level is a "
-                              f"Fourier truncation of the data), got {t.levels}")
+    if any(a >= b for a, b in zip(t.levels, t.levels[1:])):
+        _fail("train.levels", f"must be increasing resolutions, got {t.levels}")
+    if cfg.model.family == "fno":
+        if any(v < 2 or v > r for v in t.levels):
+            _fail("train.levels", f"must be increasing resolutions in [2, data.resolution = {r}] (each level is a "
+                                  f"Fourier truncation of the data), got {t.levels}")
+        if t.level_coord_fractions:
+            _fail("train.level_coord_fractions", "must be empty with model.family fno (the operator sees whole grids)")
+    else:
+        if cfg.data.name not in ("grf", "grf_mixture"):
+            _fail("train.levels", f"needs data a law can be drawn from at any resolution (grf, grf_mixture) with the "
+                                  f"mollified family, got data.name {cfg.data.name!r}")
+        if t.levels[0] != r:
+            _fail("train.levels", f"must start at data.resolution = {r} with the mollified family (the training "
+                                  f"resolution the noise, the mollifier and the kernels are measured in), got {t.levels}")
+        if cfg.model.autoencoder.enabled:
+            _fail("train.levels", "multilevel training of a diffusion autoencoder is not supported")
     if t.level_batch_sizes and (len(t.level_batch_sizes) != len(t.levels) or min(t.level_batch_sizes) < 1):
         _fail("train.level_batch_sizes", f"must be empty or one batch size >= 1 per level of train.levels "
                                          f"({len(t.levels)}), got {t.level_batch_sizes}")
+    if t.level_coord_fractions:
+        f = t.level_coord_fractions
+        if len(f) != len(t.levels) or not all(0 < v <= 1 for v in f):
+            _fail("train.level_coord_fractions", f"must be empty or one share in (0, 1] per level of train.levels "
+                                                 f"({len(t.levels)}), got {f}")
+        few = [(v, res) for v, res in zip(f, t.levels) if round(v * res * res) < cfg.model.knn]
+        if few:
+            _fail("train.level_coord_fractions", f"{few[0][0]} of {few[0][1]}^2 pixels is fewer points than "
+                                                 f"model.knn = {cfg.model.knn}")
 
 
 def _check_function_space(cfg: Config):

@@ -85,7 +85,8 @@ class MollifiedDiffusion:
     def training_loss(self, model, x0, fraction, generator=None, encoder_fraction=None):
         """Mean over examples of ||f(x_t, t) - T xi||^2 averaged over a random subset of
         round(fraction * H * W) pixels drawn independently per example. x0 (B, C, H, W) may be
-        at any resolution: the noise is the same measure's discretisation there.
+        at any resolution: the noise is the same measure's discretisation there, and the network
+        runs with its kernels resampled by H / the training resolution.
         encoder_fraction (autoencoder mode): the model also gets the clean x0 on its own random
         subset of that share of the pixels, to encode into the latent it is conditioned on."""
         b, _, h, w = x0.shape
@@ -96,7 +97,7 @@ class MollifiedDiffusion:
         target = self.mollify(noise)
         n = max(1, round(fraction * h * w))
         coords = kernels.random_coords(b, (h, w), count=n, generator=generator, device=device)
-        kw = {}
+        kw = {} if h == self.train_resolution else {"scale": h / self.train_resolution}
         if encoder_fraction is not None:  # drawn after the plain draws: a plain run's stream is unchanged
             m = max(1, round(encoder_fraction * h * w))
             ecoords = kernels.random_coords(b, (h, w), count=m, generator=generator, device=device)

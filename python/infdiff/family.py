@@ -6,6 +6,7 @@ with Euler-Maruyama, the probability-flow ODE or annealed Langevin."""
 from .config import FUNCTION_SAMPLERS
 from .diffusion import MollifiedDiffusion
 from .function_space import FunctionSpaceDiffusion
+from .multilevel import coord_fraction_at
 
 
 def is_function_space(cfg):
@@ -25,11 +26,12 @@ def build_diffusion(cfg):
 def training_loss(diffusion, cfg, net, x0, generator):
     """The loss of one batch x0 (B, C, H, W): on train.coord_fraction of the points for the
     mollified family, on the whole grid for the fno family (config validation keeps its
-    coord_fraction at 1). In autoencoder mode the network also encodes x0 on its own subset."""
+    coord_fraction at 1); a multilevel batch above data.resolution on its level's share, with the
+    kernels resampled to it. In autoencoder mode the network also encodes x0 on its own subset."""
     if is_function_space(cfg):
         return diffusion.training_loss(net, x0, generator=generator)
     a = cfg.model.autoencoder
-    return diffusion.training_loss(net, x0, cfg.train.coord_fraction, generator=generator,
+    return diffusion.training_loss(net, x0, coord_fraction_at(cfg.train, x0.shape[-1]), generator=generator,
                                    encoder_fraction=a.encoder_fraction if a.enabled else None)
 
 

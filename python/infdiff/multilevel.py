@@ -1,5 +1,6 @@
-"""Multilevel training (Hagemann et al.): the fno family trained on batches at several
-resolutions, `train.levels`, each a Fourier truncation of the data at data.resolution.
+"""Multilevel training (Hagemann et al.): a network trained on batches at several resolutions,
+`train.levels`. The fno family's levels are Fourier truncations of the data at data.resolution;
+the mollified family's are exact draws of a GRF law at and above data.resolution.
 
 Which level step s trains on is a function of the step alone (`level_of_step`), so a resumed
 run draws the same levels; each level reads the data through its own shuffled stream, whose
@@ -23,6 +24,15 @@ def levels_of(train_cfg, data_resolution):
         return [(data_resolution, t.batch_size)]
     sizes = t.level_batch_sizes or [t.batch_size] * len(t.levels)
     return list(zip(t.levels, sizes))
+
+
+def coord_fraction_at(train_cfg, resolution):
+    """The share of the pixels a mollified-family batch at `resolution` trains on: its level's
+    train.level_coord_fractions entry, else train.coord_fraction."""
+    t = train_cfg
+    if t.level_coord_fractions and resolution in t.levels:
+        return t.level_coord_fractions[t.levels.index(resolution)]
+    return t.coord_fraction
 
 
 def _phase_start(level, count, steps):

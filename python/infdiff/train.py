@@ -343,9 +343,11 @@ class Trainer:
         dataset = build_dataset(self.cfg.data)
         levels = levels_of(t, self.cfg.data.resolution)
         self.cost = LevelCost(levels, self._saved_cost)
+        # levels above data.resolution (mollified family, GRF laws) draw the law there
+        sources = [dataset if res <= self.cfg.data.resolution else build_dataset(self.cfg.data, res) for res, _ in levels]
         # one data stream per level (level 0's is the single-level run's), each at the position
         # its earlier steps left it, so a resume draws the same batches
-        streams = [_batches(dataset, batch, t.seed + i, self.rank, self.world,
+        streams = [_batches(sources[i], batch, t.seed + i, self.rank, self.world,
                             steps_at_level_before(t, len(levels), i, self.step), self.cfg.data.num_workers,
                             "train.level_batch_sizes" if t.level_batch_sizes else "train.batch_size")
                    for i, (_, batch) in enumerate(levels)]

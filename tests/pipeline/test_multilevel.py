@@ -1,6 +1,8 @@
 """Multilevel training (python/infdiff/multilevel.py, train.levels): the Fourier truncation of
 the data per level, the order of the levels under each schedule, the data streams' positions
-on resume, the cost per level, config errors naming the field, and a tiny run through the CLI."""
+on resume, the cost per level, config errors naming the field, and a tiny run through the CLI;
+for the mollified family, finer levels drawn from the same GRF law and trained on with the
+kernels resampled."""
 import json
 import os
 
@@ -9,8 +11,9 @@ import torch
 
 from infdiff.cli import main
 from infdiff.config import ConfigError, load_config
+from infdiff.data.datasets import GaussianRandomFields, build_dataset
 from infdiff.model.fno import evaluate_band, fourier_resample
-from infdiff.multilevel import level_of_step, levels_of, steps_at_level_before
+from infdiff.multilevel import coord_fraction_at, level_of_step, levels_of, steps_at_level_before
 from infdiff.train import Trainer
 
 from .conftest import TINY
@@ -96,6 +99,8 @@ def test_a_multilevel_resume_is_bit_identical(tmp_path):
     ({"train.level_batch_sizes": [4]}, "train.level_batch_sizes"),
     ({"train.levels": [8, 16], "train.level_schedule": "fine_to_coarse"}, "train.level_schedule"),
     ({"train.levels": "8, 16"}, "train.levels"),
+    ({"train.levels": [8, 16], "train.level_coord_fractions": [1.0, 1.0]}, "train.level_coord_fractions"),  # fno
+    ({"train.level_coord_fractions": [1.0]}, "train.level_coord_fractions"),
 ])
 def test_config_errors_name_the_field(tmp_path, overrides, field):
     with pytest.raises(ConfigError, match=f"`{field}"):
@@ -118,3 +123,58 @@ def test_cli_trains_with_levels_and_samples_at_another_resolution(tmp_path, caps
     out = str(tmp_path / "samples")
     assert main(["sample", "--ckpt", os.path.join(run, "checkpoint.pt"), "--resolution", "32", "--n", "2",
                  "--out", out]) == 0
+
+
+MOLLIFIED_LEVELS = {"train.levels": [16, 32], "train.level_coord_fractions": [0.25, 0.0625]}
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"train.levels": [8, 16]}, "train.levels"),  # below data.resolution: the mollifier under half a pixel
+    ({"train.levels": [16, 32], "data.name": "mnist", "data.resolution": 16}, "train.levels"),  # no law to draw
+    ({"train.levels": [16, 32], "model.autoencoder.enabled": True}, "train.levels"),
+    ({"train.levels": [16, 32], "train.level_coord_fractions": [0.25]}, "train.level_coord_fractions"),
+    ({"train.levels": [16, 32], "train.level_coord_fractions": [0.25, 0.0]}, "train.level_coord_fractions"),
+    ({"train.levels": [16, 32], "train.level_coord_fractions": [0.25, 0.001]}, "train.level_coord_fractions"),  # < knn points
+])
+def test_mollified_config_errors_name_the_field(tmp_path, overrides, field):
+    with pytest.raises(ConfigError, match=f"`{field}"):
+        load_config(TINY, {"train.out_dir": str(tmp_path), **overrides})
+
+
+def test_grf_drawn_at_a_finer_level_is_the_same_law():
+    """A 32 px draw scaled as at 16 px: its Fourier truncation to 16 px has the 16 px draws'
+    spectrum (one law of functions), and its pixel std is the law's at 32 px (not rescaled to 1/4)."""
+    comps = [(2.5, 8.0)]
+    coarse = GaussianRandomFields(16, 400, 0, "train", comps)
+    fine = GaussianRandomFields(32, 400, 0, "train", comps, law_resolution=16)
+    a = torch.stack([coarse[i] for i in range(400)]).double()
+    b = torch.stack([fine[i] for i in range(400)]).double()
+    power = lambda x: torch.fft.fft2(x, norm="forward").abs().square().mean(0)  # noqa: E731
+    pa, pb = power(a), power(fourier_resample(b, (16, 16)))
+    # 400 draws: each mode's power is a mean of 400 exponentials (relative sd 5 %); the total
+    # over the 256 modes, dominated by the lowest ones, is checked within 10 %
+    assert abs(float(pb.sum() / pa.sum()) - 1) < 0.1
+    assert abs(float(pb[:4, :4].sum() / pa[:4, :4].sum()) - 1) < 0.1
+    # the fine draw holds the modes 8..16 too: more pixel variance than the coarse one
+    assert float(b.var()) > float(a.var())
+    with pytest.raises(ValueError, match="data.resolution only"):
+        build_dataset(load_config(TINY, {"data.name": "mnist"}).data, resolution=32)
+
+
+def test_mollified_levels_train_with_their_share_and_resampled_kernels(tmp_path):
+    cfg = load_config(TINY, {"train.out_dir": str(tmp_path / "run"), "train.steps": 4, **MOLLIFIED_LEVELS})
+    assert [coord_fraction_at(cfg.train, r) for r in (16, 32)] == [0.25, 0.0625]
+    trainer = Trainer(cfg, quiet=True)
+    calls = []
+    forward = trainer.model.forward
+
+    def recording(x, coords, size, t, scale=1.0, **kw):
+        calls.append((tuple(size), x.shape[1], scale))
+        return forward(x, coords, size, t, scale=scale, **kw)
+
+    trainer.model.forward = recording
+    trainer.fit()
+    # 16 px: 1/4 of 256 points at scale 1; 32 px: 1/16 of 1024 points, kernels resampled 2x
+    assert calls == [((16, 16), 64, 1.0), ((32, 32), 64, 2.0)] * 2
+    with open(os.path.join(cfg.train.out_dir, "cost.json")) as fh:
+        assert [row["resolution"] for row in json.load(fh)["levels"]] == [16, 32]

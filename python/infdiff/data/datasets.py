@@ -42,12 +42,17 @@ class GaussianRandomFields(Dataset):
     """Synthetic fields with a known law: each example is a periodic GRF N(0, C) with
     C = tau^(2a-2) (tau^2 - Laplacian)^(-a), from component 1 (alpha, tau) with probability
     `weight` else component 2 (alpha2, tau2), divided by GRF_STD_UNITS pixel stds of its
-    component and clipped to [-1, 1]. Example i of a split is a pure function of (seed, split, i)."""
+    component at `law_resolution` (default: `resolution`) and clipped to [-1, 1]. Example i of a
+    split is a pure function of (seed, split, i, resolution).
 
-    def __init__(self, resolution, size, seed, split, components, weight=1.0):
+    law_resolution: the resolution whose pixel std sets the scale, so draws at several
+    resolutions sample one law of functions (multilevel training draws finer levels so)."""
+
+    def __init__(self, resolution, size, seed, split, components, weight=1.0, law_resolution=None):
         self.resolution, self.size, self.weight = resolution, size, weight
         self.seed = seed * 1000003 + {"train": 0, "val": 1, "test": 2}[split] * 7919
-        self.components = [(a, t, 1.0 / (GRF_STD_UNITS * grf_pixel_std(resolution, a, t))) for a, t in components]
+        at = law_resolution or resolution
+        self.components = [(a, t, 1.0 / (GRF_STD_UNITS * grf_pixel_std(at, a, t))) for a, t in components]
 
     def __len__(self):
         return self.size
@@ -67,15 +72,19 @@ def _holdout(n, val_fraction, seed, split):
     return perm[n_val:].sort().values if split == "train" else perm[:n_val].sort().values
 
 
-def build_dataset(data_cfg):
-    """The Dataset a DataConfig describes."""
+def build_dataset(data_cfg, resolution=None):
+    """The Dataset a DataConfig describes. resolution (GRF data only): draw the same law at
+    another resolution than data.resolution (scaled as there)."""
     d = data_cfg
     if d.name in ("grf", "grf_mixture"):
         comps = [(d.grf_alpha, d.grf_tau)]
         if d.name == "grf_mixture":
             comps.append((d.grf_mixture_alpha2, d.grf_mixture_tau2))
         size = d.limit or d.grf_size
-        return GaussianRandomFields(d.resolution, size, d.split_seed, d.split, comps, d.grf_mixture_weight)
+        return GaussianRandomFields(resolution or d.resolution, size, d.split_seed, d.split, comps,
+                                    d.grf_mixture_weight, law_resolution=d.resolution)
+    if resolution not in (None, d.resolution):
+        raise ValueError(f"build_dataset: data.name {d.name!r} is read at data.resolution only, got resolution {resolution}")
     if d.name in ("mnist", "fashion_mnist"):
         split = "train" if d.split == "train" else "test"  # official split: val and test both use t10k
         images = sources.mnist_images(split) if d.name == "mnist" else sources.fashion_mnist_images(split, d.path)
