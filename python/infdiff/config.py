@@ -500,6 +500,9 @@ def _check_levels(cfg: Config):
                                   f"resolution the noise, the mollifier and the kernels are measured in), got {t.levels}")
         if cfg.model.autoencoder.enabled:
             _fail("train.levels", "multilevel training of a diffusion autoencoder is not supported")
+        if cfg.diffusion.noise != "function":
+            _fail("diffusion.noise", f"must be 'function' with train.levels (the finer levels' noise is the same "
+                                     f"measure's discretisation there), got {cfg.diffusion.noise!r}")
     if t.level_batch_sizes and (len(t.level_batch_sizes) != len(t.levels) or min(t.level_batch_sizes) < 1):
         _fail("train.level_batch_sizes", f"must be empty or one batch size >= 1 per level of train.levels "
                                          f"({len(t.levels)}), got {t.level_batch_sizes}")

@@ -26,7 +26,7 @@ from .family import build_diffusion, training_loss
 from .images import save_grid
 from .model import build_model
 from .multilevel import LevelCost, level_of_step, levels_of, steps_at_level_before, to_level
-from .sample import Sampler
+from .sample import SAMPLING_FIELDS, Sampler
 from .threads import ThreadGovernor
 
 
@@ -71,6 +71,9 @@ RESUME_MAY_CHANGE = frozenset({
 })
 # What defines the network and the problem it learns: a checkpoint of another value is refused.
 RESUME_MUST_MATCH = ("model.", "diffusion.", "function_space.", "data.name", "data.resolution", "data.channels")
+# ... except the settings only the sampler reads (the noise mode is not one here: it is the
+# training noise at any level other than data.resolution)
+RESUME_SAMPLING_ONLY = frozenset(f for f in SAMPLING_FIELDS if f != "diffusion.noise")
 
 
 def _flatten(values, prefix=""):
@@ -197,14 +200,14 @@ class Trainer:
         # through from_dict: a checkpoint from before a field existed compares with that field's default
         saved, current = from_dict(state["config"]).to_dict(), self.cfg.to_dict()
         diffs = config_differences(saved, current)
-        fatal = [d for d in diffs if d[0].startswith(RESUME_MUST_MATCH)]
+        fatal = [d for d in diffs if d[0].startswith(RESUME_MUST_MATCH) and d[0] not in RESUME_SAMPLING_ONLY]
         if fatal:
             lines = "\n".join(f"  {k}: checkpoint {a!r}, this config {b!r}" for k, a, b in fatal)
             raise ValueError(
                 f"--resume: {path} is a checkpoint of another model or problem; these fields differ:\n{lines}\n"
                 "resume with the checkpoint's config (its values above), or start a new run without --resume"
             )
-        changed = [d for d in diffs if d[0] not in RESUME_MAY_CHANGE]
+        changed = [d for d in diffs if d[0] not in RESUME_MAY_CHANGE | RESUME_SAMPLING_ONLY]
         if changed and not self.quiet:
             lines = "\n".join(f"  {k}: checkpoint {a!r} -> {b!r}" for k, a, b in changed)
             print(f"--resume: continuing {path} with changed training fields (this config's values are used; "

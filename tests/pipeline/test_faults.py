@@ -256,6 +256,16 @@ def test_resume_with_another_model_or_config_names_the_fields(tiny_cfg, tmp_path
     assert main(argv) == 2
     assert "model.unet_mults: checkpoint [1, 2], this config [1, 1]" in capsys.readouterr().err
 
+    # the sampler's settings change silently too (they were not trained), but not the noise mode,
+    # which is the training noise at every level other than data.resolution
+    sampling = load_config(TINY, {"train.out_dir": str(tmp_path / "s"), "diffusion.sample_steps": 7,
+                                  "diffusion.wiener_nsr": 0.2, "diffusion.sampler": "ddpm"})
+    assert Trainer(sampling, resume=ckpt).step == 2
+    assert "diffusion." not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="diffusion.noise: checkpoint 'function', this config 'pixel'"):
+        Trainer(load_config(TINY, {"train.out_dir": str(tmp_path / "p"), "diffusion.noise": "pixel"}), resume=ckpt,
+                quiet=True)
+
     # run-control fields change silently; training fields change with a note, the config's values used
     more = load_config(TINY, {"train.out_dir": str(tmp_path / "d"), "train.steps": 40, "train.lr": 1e-3})
     resumed = Trainer(more, resume=ckpt)

@@ -132,6 +132,7 @@ MOLLIFIED_LEVELS = {"train.levels": [16, 32], "train.level_coord_fractions": [0.
     ({"train.levels": [8, 16]}, "train.levels"),  # below data.resolution: the mollifier under half a pixel
     ({"train.levels": [16, 32], "data.name": "mnist", "data.resolution": 16}, "train.levels"),  # no law to draw
     ({"train.levels": [16, 32], "model.autoencoder.enabled": True}, "train.levels"),
+    ({"train.levels": [16, 32], "diffusion.noise": "pixel"}, "diffusion.noise"),  # the finer levels' noise
     ({"train.levels": [16, 32], "train.level_coord_fractions": [0.25]}, "train.level_coord_fractions"),
     ({"train.levels": [16, 32], "train.level_coord_fractions": [0.25, 0.0]}, "train.level_coord_fractions"),
     ({"train.levels": [16, 32], "train.level_coord_fractions": [0.25, 0.001]}, "train.level_coord_fractions"),  # < knn points
