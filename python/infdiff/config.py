@@ -25,6 +25,7 @@ NORMALIZE_MODES = ("partial", "mean", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "cosine", "cosine_budget")
 NOISE_MODES = ("function", "pixel")
+CONV_PADDINGS = ("zeros", "circular")
 FAMILIES = ("mollified", "fno")
 FUNCTION_NOISES = ("trace_class", "white")
 FUNCTION_SAMPLERS = ("sde", "ode", "langevin")
@@ -134,6 +135,10 @@ class ModelConfig:
     channels: int = 32  # width of the sparse branch
     kernel_size: int = 7
     normalize: str = "partial"
+    # the point-level convolutions' border on a full grid: zeros (the window's count normalises,
+    # as on a sparse subset) or circular (periodic data: diffusion.boundary periodic, every pixel
+    # in training, no autoencoder; the sparse path has no wrap-around windows)
+    conv_padding: str = "zeros"
     sparse_blocks: int = 1  # sparse operator blocks before the grid (and as many after)
     mlp_ratio: int = 2
     grid_size: int = 32  # the fixed grid of the U-Net
@@ -385,6 +390,7 @@ def _check(cfg: Config):
         ("model.channels", m.channels >= 1, f"must be >= 1, got {m.channels}"),
         ("model.kernel_size", m.kernel_size >= 1 and m.kernel_size % 2 == 1, f"must be odd and >= 1, got {m.kernel_size}"),
         ("model.normalize", m.normalize in NORMALIZE_MODES, f"must be one of {NORMALIZE_MODES}, got {m.normalize!r}"),
+        ("model.conv_padding", m.conv_padding in CONV_PADDINGS, f"must be one of {CONV_PADDINGS}, got {m.conv_padding!r}"),
         ("model.sparse_blocks", m.sparse_blocks >= 1, f"must be >= 1, got {m.sparse_blocks}"),
         ("model.mlp_ratio", m.mlp_ratio >= 1, f"must be >= 1, got {m.mlp_ratio}"),
         ("model.knn", m.knn >= 1, f"must be >= 1, got {m.knn}"),
@@ -426,6 +432,8 @@ def _check(cfg: Config):
     _check_levels(cfg)
     if m.autoencoder.enabled:
         _check_autoencoder(cfg)
+    if m.conv_padding == "circular":
+        _check_circular(cfg)
     if d.resolution < m.kernel_size:
         _fail("data.resolution", f"must be >= model.kernel_size ({m.kernel_size}), got {d.resolution}")
     sigma = cfg.mollifier_sigma()
@@ -468,6 +476,24 @@ def _check_autoencoder(cfg: Config):
     for path, ok, message in checks:
         if not ok:
             _fail(path, message)
+
+
+def _check_circular(cfg: Config):
+    """model.conv_padding circular: a periodic border for periodic data, on full grids only (the
+    sparse convolution's windows do not wrap around), so the network sees no other border."""
+    m, t = cfg.model, cfg.train
+    why = "model.conv_padding circular runs on full grids only (sparse windows do not wrap around)"
+    if cfg.diffusion.boundary != "periodic":
+        _fail("model.conv_padding", f"circular needs periodic data (diffusion.boundary periodic), got "
+                                    f"diffusion.boundary {cfg.diffusion.boundary!r}")
+    if t.coord_fraction != 1 or any(v != 1 for v in t.level_coord_fractions):
+        _fail("train.coord_fraction", f"must be 1 (and train.level_coord_fractions all 1): {why}")
+    if m.autoencoder.enabled:
+        _fail("model.conv_padding", f"circular is not supported in autoencoder mode: {why}, and the encoder "
+                                    "reads a subset of the pixels")
+    if t.compile:
+        _fail("train.compile", f"must be false with model.conv_padding circular: {why}, and under torch.compile "
+                               "the network takes the sparse path")
 
 
 def _check_levels(cfg: Config):

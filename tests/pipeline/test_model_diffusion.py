@@ -7,6 +7,9 @@ from infdiff.model import sparse as sparse_module
 from infdiff.model.sparse import dense_depthwise_conv
 from infdiff.diffusion import MollifiedDiffusion, cosine_alpha_bar
 from infdiff.model import InfDiffNet, resampled_kernel_size
+from infdiff.config import ConfigError, load_config
+
+from .conftest import TINY
 
 
 def test_cosine_schedule():
@@ -219,3 +222,64 @@ def test_sampling_deterministic_by_seed_and_any_resolution(tiny_cfg):
         assert torch.equal(a, b) and not torch.equal(a, c)
     big = run(0, 32, "ddim")
     assert big.shape == (2, 1, 32, 32) and torch.isfinite(big).all() and big.abs().max() <= 1
+
+
+@pytest.mark.parametrize("normalize", ["partial", "mean", "none"])
+def test_circular_dense_conv_is_the_periodic_convolution(normalize):
+    g = torch.Generator().manual_seed(3)
+    size, k, c = (11, 13), 5, 4
+    h = torch.randn(2, 11 * 13, c, generator=g, dtype=torch.float64)
+    weight = torch.randn(c, k, k, generator=g, dtype=torch.float64)
+    bias = torch.randn(c, generator=g, dtype=torch.float64)
+    grid = h.transpose(1, 2).reshape(2, c, *size)
+    ref = torch.zeros_like(grid)
+    for i in range(k):  # out[y, x] = sum_ij w[i, j] in[(y + i - r) mod H, (x + j - r) mod W]
+        for j in range(k):
+            ref += weight[:, i, j].view(1, c, 1, 1) * torch.roll(grid, shifts=(k // 2 - i, k // 2 - j), dims=(2, 3))
+    ref = ref / (k * k) if normalize == "mean" else ref  # every window is whole: partial scales by 1
+    ref = ref.reshape(2, c, -1).transpose(1, 2) + bias
+    out = dense_depthwise_conv(h, size, weight, bias, normalize, padding="circular")
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)  # float64, 25 terms in another order
+
+
+def test_circular_block_commutes_with_a_periodic_shift(tiny_cfg):
+    cfg = load_config(TINY, {"model.conv_padding": "circular", "diffusion.boundary": "periodic",
+                             "train.coord_fraction": 1.0})
+    block = sparse_module.sparse_blocks(cfg.model)[0].double()
+    torch.nn.init.normal_(block.mlp[-1].weight, std=0.5)
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 16, 16, 8, generator=g, dtype=torch.float64)
+    temb = torch.randn(2, cfg.model.time_dim, generator=g, dtype=torch.float64)
+    coords = kernels.grid_coords((16, 16), 2)
+    run = lambda x: block(x.reshape(2, 256, 8), coords, (16, 16), temb, None, 1.0, True).reshape(2, 16, 16, 8)  # noqa: E731
+    shifted = torch.roll(h, shifts=(3, -5), dims=(1, 2))
+    torch.testing.assert_close(run(shifted), torch.roll(run(h), shifts=(3, -5), dims=(1, 2)), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="model.conv_padding circular: the network runs on full grids only"):
+        block(h.reshape(2, 256, 8)[:, 1:], coords[:, 1:], (16, 16), temb, None, 1.0, False)
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"diffusion.boundary": "reflect", "train.coord_fraction": 1.0}, "model.conv_padding"),
+    ({"diffusion.boundary": "periodic", "train.coord_fraction": 0.25}, "train.coord_fraction"),
+    ({"diffusion.boundary": "periodic", "train.coord_fraction": 1.0, "train.compile": True}, "train.compile"),
+    ({"diffusion.boundary": "periodic", "train.coord_fraction": 1.0, "model.autoencoder.enabled": True},
+     "model.conv_padding"),
+])
+def test_circular_padding_config_errors_name_the_field(overrides, field):
+    with pytest.raises(ConfigError, match=f"`{field}"):
+        load_config(TINY, {"model.conv_padding": "circular", **overrides})
+    with pytest.raises(ConfigError, match="`model.conv_padding"):
+        load_config(TINY, {"model.conv_padding": "wrap"})
+
+
+def test_circular_model_trains_and_samples_at_twice_the_resolution(tmp_path):
+    from infdiff.sample import Sampler
+    from infdiff.train import Trainer
+
+    cfg = load_config(TINY, {"model.conv_padding": "circular", "diffusion.boundary": "periodic",
+                             "train.coord_fraction": 1.0, "train.steps": 3, "train.out_dir": str(tmp_path)})
+    trainer = Trainer(cfg, quiet=True)
+    trainer.fit()
+    sampler = Sampler.from_checkpoint(trainer.ckpt_path, device="cpu")
+    x = sampler.sample(2, 32, steps=2, generator=sampler.generator(0))
+    assert x.shape == (2, 1, 32, 32) and torch.isfinite(x).all()
