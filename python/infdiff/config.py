@@ -20,6 +20,7 @@ class ConfigError(ValueError):
 
 
 DATASETS = ("mnist", "cahn_hilliard", "fashion_mnist", "image_folder", "grf", "grf_mixture")
+GRF_DATASETS = ("grf", "grf_mixture")  # drawn in code from a known law, at any resolution
 BOUNDARIES = ("reflect", "periodic")
 NORMALIZE_MODES = ("partial", "mean", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -518,7 +519,7 @@ def _check_levels(cfg: Config):
         if t.level_coord_fractions:
             _fail("train.level_coord_fractions", "must be empty with model.family fno (the operator sees whole grids)")
     else:
-        if cfg.data.name not in ("grf", "grf_mixture"):
+        if cfg.data.name not in GRF_DATASETS:
             _fail("train.levels", f"needs data a law can be drawn from at any resolution (grf, grf_mixture) with the "
                                   f"mollified family, got data.name {cfg.data.name!r}")
         if t.levels[0] != r:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..config import GRF_DATASETS
 from . import sources
 
 GRF_STD_UNITS = 4.0  # a GRF is divided by 4 pixel standard deviations, so |x| > 1 (clipped) has p < 1e-4
@@ -76,7 +77,7 @@ def build_dataset(data_cfg, resolution=None):
     """The Dataset a DataConfig describes. resolution (GRF data only): draw the same law at
     another resolution than data.resolution (scaled as there)."""
     d = data_cfg
-    if d.name in ("grf", "grf_mixture"):
+    if d.name in GRF_DATASETS:
         comps = [(d.grf_alpha, d.grf_tau)]
         if d.name == "grf_mixture":
             comps.append((d.grf_mixture_alpha2, d.grf_mixture_tau2))

@@ -78,11 +78,10 @@ def table(result, resolution, top):
 
 
 def main(argv=None):
-    from ..config import parse_override
+    from ..config import GRF_DATASETS, parse_override
     from ..family import is_function_space
     from ..autoencoder import is_autoencoder
     from ..sample import Sampler
-    from . import grf
     from .run import _reference
 
     p = argparse.ArgumentParser(prog="python -m infdiff.evaluate.denoiser", description=__doc__.split("\n\n")[0])
@@ -108,7 +107,7 @@ def main(argv=None):
     if any(not 0 <= t < steps for t in times):
         p.error(f"--times must be in [0, {steps}) (the checkpoint's diffusion.steps), got {times}")
     images = _reference(cfg, args.n, args.seed)[0]  # the test subset `infdiff eval` compares with
-    upsample = "fourier" if cfg.data.name in grf.GRF_DATASETS else "bicubic"  # as `infdiff eval` resamples
+    upsample = "fourier" if cfg.data.name in GRF_DATASETS else "bicubic"  # as `infdiff eval` resamples
     for res in args.resolution or [cfg.data.resolution]:
         if res < 2:
             p.error(f"--resolution must be >= 2, got {res}")

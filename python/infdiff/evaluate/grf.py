@@ -25,7 +25,6 @@ from ..data.datasets import GRF_STD_UNITS, grf_pixel_std
 from ..diffusion import cosine_alpha_bar
 from .metrics import radial_average
 
-GRF_DATASETS = ("grf", "grf_mixture")
 # The assignment's noise floor: white noise of this pixel std (images in [-1, 1], whose pixel
 # std is 1/4) put on every sample. A smooth component (alpha = 4) has ~1e-10 of the noise's
 # power at its highest modes, so without a floor the residual of any sampler there (or 1e-3 of

@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from ..config import GRF_DATASETS
 from . import features, grf, metrics, microstructure, report
 
 DEFAULT_BATCH = 64
@@ -81,7 +82,7 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
     train_res, name = cfg.data.resolution, cfg.data.name
     resolutions = sorted(samples_by_resolution)
     ref, floor = _reference(cfg, n_ref or max(x.shape[0] for x in samples_by_resolution.values()), seed)
-    is_grf, is_mixture = name in grf.GRF_DATASETS, name == "grf_mixture"
+    is_grf, is_mixture = name in GRF_DATASETS, name == "grf_mixture"
     notes, classifier = [], None
     if name in features.LABELLED:
         classifier = features.load_classifier(name, cache_dir, cfg.data.path, log=log)

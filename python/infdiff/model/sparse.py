@@ -48,16 +48,13 @@ def dense_depthwise_conv(h, size, weight, bias, normalize, padding="zeros"):
     rows, cols = size
     k = weight.shape[-1]
     grid = h.transpose(1, 2).reshape(b, c, rows, cols)
-    if padding == "circular":
-        grid = F.pad(grid, (k // 2,) * 4, mode="circular").contiguous(memory_format=torch.channels_last)
-        out = F.conv2d(grid, weight.unsqueeze(1).to(h.dtype), groups=c)
-        if normalize == "mean":
-            out = out / (k * k)
-    else:
-        grid = grid.contiguous(memory_format=torch.channels_last)
-        out = F.conv2d(grid, weight.unsqueeze(1).to(h.dtype), padding=k // 2, groups=c)
-    if padding != "circular" and normalize != "none":
-        counts = F.conv2d(h.new_ones(1, 1, rows, cols), h.new_ones(1, 1, k, k), padding=k // 2)
+    circular = padding == "circular"
+    if circular:
+        grid = F.pad(grid, (k // 2,) * 4, mode="circular")
+    grid = grid.contiguous(memory_format=torch.channels_last)
+    out = F.conv2d(grid, weight.unsqueeze(1).to(h.dtype), padding=0 if circular else k // 2, groups=c)
+    if normalize != "none":
+        counts = k * k if circular else F.conv2d(h.new_ones(1, 1, rows, cols), h.new_ones(1, 1, k, k), padding=k // 2)
         out = out * ((k * k if normalize == "partial" else 1.0) / counts)
     out = out.reshape(b, c, n).transpose(1, 2)
     return out + bias.to(h.dtype) if bias is not None else out
