@@ -27,6 +27,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "cosine", "cosine_budget")
 NOISE_MODES = ("function", "pixel")
 CONV_PADDINGS = ("zeros", "circular")
+FINE_GRIDS = ("resample", "phases")
 FAMILIES = ("mollified", "fno")
 FUNCTION_NOISES = ("trace_class", "white")
 FUNCTION_SAMPLERS = ("sde", "ode", "langevin")
@@ -70,6 +71,12 @@ class DiffusionConfig:
     wiener_nsr: float = 0.0025
     sample_steps: int = 100  # DDIM steps by default
     sampler: str = "ddim"
+    # How the network runs on a grid finer than the training one (docs/diffusion.md#finer-grids):
+    # "resample", the paper's: on every pixel at once, its point-level kernels bilinearly resampled
+    # by R / data.resolution; "phases": at R = m * data.resolution, on the m^2 interleaved sub-grids
+    # of the training spacing, each as one training-resolution image with the kernels it was trained
+    # with (the point density it was trained on), the outputs interleaved back (other R refused)
+    fine_grid: str = "resample"
     # Min-SNR-gamma loss weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR
     # Weighting Strategy"): each example's noise-prediction loss times min(SNR_t, gamma) / SNR_t,
     # SNR_t = abar_t / (1 - abar_t), so the low-noise times stop dominating the gradient;
@@ -386,6 +393,7 @@ def _check(cfg: Config):
         ("diffusion.wiener_nsr", f.wiener_nsr > 0, f"must be > 0, got {f.wiener_nsr}"),
         ("diffusion.sample_steps", 1 <= f.sample_steps <= f.steps, f"must be in [1, diffusion.steps], got {f.sample_steps}"),
         ("diffusion.sampler", f.sampler in ("ddim", "ddpm"), f"must be ddim or ddpm, got {f.sampler!r}"),
+        ("diffusion.fine_grid", f.fine_grid in FINE_GRIDS, f"must be one of {FINE_GRIDS}, got {f.fine_grid!r}"),
         ("diffusion.min_snr_gamma", f.min_snr_gamma >= 0, f"must be >= 0 (0: uniform weights), got {f.min_snr_gamma}"),
         ("diffusion.loss_wiener_nsr", f.loss_wiener_nsr >= 0, f"must be >= 0 (0: the plain loss), got {f.loss_wiener_nsr}"),
         ("model.channels", m.channels >= 1, f"must be >= 1, got {m.channels}"),
@@ -473,6 +481,9 @@ def _check_autoencoder(cfg: Config):
          f"must be >= 2, got {a.latent_diffusion_steps}"),
         ("model.autoencoder.latent_sample_steps", 1 <= a.latent_sample_steps <= a.latent_diffusion_steps,
          f"must be in [1, model.autoencoder.latent_diffusion_steps], got {a.latent_sample_steps}"),
+        ("diffusion.fine_grid", cfg.diffusion.fine_grid == "resample",
+         f"must be resample in autoencoder mode (the decoder takes one latent z per image, not per sub-grid), "
+         f"got {cfg.diffusion.fine_grid!r}"),
     ]
     for path, ok, message in checks:
         if not ok:

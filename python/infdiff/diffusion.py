@@ -44,6 +44,7 @@ class MollifiedDiffusion:
         self.noise_mode = d.noise
         self.boundary = d.boundary
         self.nsr = d.wiener_nsr
+        self.fine_grid = d.fine_grid
         self.min_snr_gamma = d.min_snr_gamma
         self.loss_nsr = d.loss_wiener_nsr
         self.alpha_bar = cosine_alpha_bar(d.steps)
@@ -144,10 +145,43 @@ class MollifiedDiffusion:
         """`count` evenly spaced times from `start` (default steps-1) down to 0."""
         return strided_times(self.steps, count, start)
 
-    def _eps(self, model, x, t, coords, size, **kw):
-        b = x.shape[0]
+    def phase_factor(self, size):
+        """m when the network runs on the m x m interleaved sub-grids of an (H, W) grid
+        (diffusion.fine_grid phases and H = m * the training resolution, m >= 2), else 1."""
+        h, w = size
+        r = self.train_resolution
+        if self.fine_grid != "phases" or h <= r:
+            return 1
+        if h % r or w != h:
+            raise ValueError(f"diffusion.fine_grid: phases runs the network on sub-grids of the training spacing, so it "
+                             f"needs a square grid whose side is a whole multiple of data.resolution ({r}), got {h} x {w}; "
+                             f"sample at {2 * r}, {3 * r}, ... or set diffusion.fine_grid resample")
+        return h // r
+
+    def predict_noise(self, model, x, t, scale=1.0):
+        """The network's estimate of T xi (B, C, H, W) from the state x (B, C, H, W) on every pixel
+        at the integer time t. scale: H / the training resolution (the kernels' resampling).
+
+        diffusion.fine_grid phases, H = m R_train: sub-grid (i, j) holds pixels (m a + i, m b + j),
+        the function sampled at the training spacing shifted by ((i, j) + 1/2) / m - 1/2 of a
+        training pixel, which the network takes as one training-resolution image (scale 1): a
+        stationary law is the same law shifted, and near it the network sees what it was trained
+        on. The four-way (or m^2-way) reshape is a permutation, so autograd (guided sampling) runs
+        through it."""
+        b, c, h, w = x.shape
+        m = self.phase_factor((h, w))
+        if m > 1:
+            sub = x.reshape(b, c, h // m, m, w // m, m).permute(0, 3, 5, 1, 2, 4).reshape(b * m * m, c, h // m, w // m)
+            eps = self._network(model, sub, t)
+            return eps.reshape(b, m, m, c, h // m, w // m).permute(0, 3, 4, 1, 5, 2).reshape(b, c, h, w)
+        return self._network(model, x, t, scale=scale)
+
+    @staticmethod
+    def _network(model, x, t, **kw):
+        b, _, h, w = x.shape
+        coords = kernels.grid_coords((h, w), b, device=x.device)
         tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
-        pts = model(kernels.gather_points(x, coords), coords, size, tt, **kw)
+        pts = model(kernels.gather_points(x, coords), coords, (h, w), tt, **kw)
         return pts.to(x.dtype).transpose(1, 2).reshape(x.shape)
 
     @torch.no_grad()
@@ -167,7 +201,7 @@ class MollifiedDiffusion:
         clip=False keeps the estimate of T x0 unclipped: DDIM is then the exact reverse of
         `invert`'s steps (decoding a stochastic encoding)."""
         b, c, h, w = shape
-        coords = kernels.grid_coords((h, w), b, device=device)
+        self.phase_factor((h, w))  # a grid diffusion.fine_grid cannot split is refused before any work
         x = self.noise_like(shape, generator, device, dtype) if x_init is None else x_init
         times = self.timesteps(steps, start_t)
         abar = self.alpha_bar.to(device)
@@ -177,7 +211,7 @@ class MollifiedDiffusion:
             a_prev = abar[prev].float() if prev >= 0 else torch.tensor(1.0, device=device)
 
             def eps_fn(xx, t=t):
-                return self._eps(model, xx, t, coords, (h, w), scale=scale)
+                return self.predict_noise(model, xx, t, scale)
 
             if guidance is not None:
                 with torch.enable_grad():
@@ -232,14 +266,14 @@ class MollifiedDiffusion:
         noise estimate at the current state (exact in the limit of many steps)."""
         b, c, h, w = images.shape
         device = images.device
-        coords = kernels.grid_coords((h, w), b, device=device)
+        self.phase_factor((h, w))
         times = self.timesteps(steps, self.encoding_time() if end_t is None else end_t).flip(0).tolist()
         abar = self.alpha_bar.to(device)
         x = self.mollify(images)
         a_prev = torch.tensor(1.0, device=device)
         for t in times:
             a_t = abar[t].float()
-            eps = self._eps(model, x, t, coords, (h, w), scale=scale)
+            eps = self.predict_noise(model, x, t, scale)
             x0_t = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
             x = a_t.sqrt() * x0_t + (1 - a_t).sqrt() * eps
             a_prev = a_t

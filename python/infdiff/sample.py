@@ -4,8 +4,9 @@ It carries the network, its diffusion, its config (hence the training resolution
 device and dtype of the network's weights. Every tensor it makes (noise, coordinates, the
 state of the reverse process) is created there and inputs are moved there, so a model on a
 GPU samples on the GPU; results come back on the CPU, ready to save or score. The noise is
-drawn at the target resolution and the sparse kernels are resampled by resolution /
-training resolution (InfDiffNet `scale`)."""
+drawn at the target resolution; on a finer grid the network runs with its sparse kernels
+resampled by resolution / training resolution (InfDiffNet `scale`), or on the grid's
+training-spacing sub-grids (diffusion.fine_grid phases)."""
 import functools
 
 import torch
@@ -20,7 +21,7 @@ from .model import build_model
 
 # what may differ from training when sampling: the model was trained the same way whatever these are
 SAMPLING_FIELDS = ("diffusion.wiener_nsr", "diffusion.noise", "diffusion.sampler", "diffusion.sample_steps",
-                   "function_space.sampler", "function_space.sample_steps")
+                   "diffusion.fine_grid", "function_space.sampler", "function_space.sample_steps")
 
 
 def sampling_config(values, overrides=None):
