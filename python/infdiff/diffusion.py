@@ -200,7 +200,7 @@ class MollifiedDiffusion:
         post_step(x_{t-1}, t-1) -> x_{t-1}: e.g. replacing observed pixels (t-1 = -1: final).
         clip=False keeps the estimate of T x0 unclipped: DDIM is then the exact reverse of
         `invert`'s steps (decoding a stochastic encoding)."""
-        b, c, h, w = shape
+        h, w = shape[-2:]
         self.phase_factor((h, w))  # a grid diffusion.fine_grid cannot split is refused before any work
         x = self.noise_like(shape, generator, device, dtype) if x_init is None else x_init
         times = self.timesteps(steps, start_t)
@@ -264,7 +264,7 @@ class MollifiedDiffusion:
         `sample(..., x_init=x, start_t=end_t, clip=False)` with the same `steps` returns them.
         It starts from T x0 and runs the sampler's times upwards, each step using the model's
         noise estimate at the current state (exact in the limit of many steps)."""
-        b, c, h, w = images.shape
+        h, w = images.shape[-2:]
         device = images.device
         self.phase_factor((h, w))
         times = self.timesteps(steps, self.encoding_time() if end_t is None else end_t).flip(0).tolist()
