@@ -28,6 +28,7 @@ LR_SCHEDULES = ("constant", "cosine", "cosine_budget")
 NOISE_MODES = ("function", "pixel")
 CONV_PADDINGS = ("zeros", "circular")
 FINE_GRIDS = ("resample", "phases")
+PREDICTIONS = ("eps", "v")
 FAMILIES = ("mollified", "fno")
 FUNCTION_NOISES = ("trace_class", "white")
 FUNCTION_SAMPLERS = ("sde", "ode", "langevin")
@@ -89,6 +90,11 @@ class DiffusionConfig:
     # unpenalised (docs/diffusion.md#the-loss-in-the-decoders-space). On a subset of the pixels
     # (train.coord_fraction p < 1) it is, in expectation, p * that loss + (1 - p) * the plain one. 0 = the plain loss.
     loss_wiener_nsr: float = 0.0
+    # What the network outputs (docs/diffusion.md#what-the-network-predicts): "eps", the mollified
+    # noise T xi (DDPM); "v", sqrt(abar_t) T xi - sqrt(1 - abar_t) T x0 (Salimans & Ho 2022), whose
+    # scale stays that of the data at every t, so at high noise its error is not divided by
+    # sqrt(abar_t) on the way to the estimate of T x0. Samplers read either as a noise estimate.
+    prediction: str = "eps"
 
 
 @dataclass
@@ -396,6 +402,7 @@ def _check(cfg: Config):
         ("diffusion.fine_grid", f.fine_grid in FINE_GRIDS, f"must be one of {FINE_GRIDS}, got {f.fine_grid!r}"),
         ("diffusion.min_snr_gamma", f.min_snr_gamma >= 0, f"must be >= 0 (0: uniform weights), got {f.min_snr_gamma}"),
         ("diffusion.loss_wiener_nsr", f.loss_wiener_nsr >= 0, f"must be >= 0 (0: the plain loss), got {f.loss_wiener_nsr}"),
+        ("diffusion.prediction", f.prediction in PREDICTIONS, f"must be one of {PREDICTIONS}, got {f.prediction!r}"),
         ("model.channels", m.channels >= 1, f"must be >= 1, got {m.channels}"),
         ("model.kernel_size", m.kernel_size >= 1 and m.kernel_size % 2 == 1, f"must be odd and >= 1, got {m.kernel_size}"),
         ("model.normalize", m.normalize in NORMALIZE_MODES, f"must be one of {NORMALIZE_MODES}, got {m.normalize!r}"),
@@ -576,6 +583,9 @@ def _check_function_space(cfg: Config):
         ("function_space.sample_steps", s.sample_steps >= 1, f"must be >= 1, got {s.sample_steps}"),
         ("train.coord_fraction", t.coord_fraction == 1,
          f"must be 1 with model.family fno (the operator sees whole grids, not a subset of points), got {t.coord_fraction}"),
+        ("diffusion.prediction", cfg.diffusion.prediction == "eps",
+         f"must be eps with model.family fno (its network predicts the noise of the function_space SDE), "
+         f"got {cfg.diffusion.prediction!r}"),
         ("train.precision", t.precision == "fp32",
          f"must be fp32 with model.family fno (torch.fft has no bf16 path on the CPU), got {t.precision!r}"),
     ]

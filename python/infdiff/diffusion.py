@@ -47,6 +47,7 @@ class MollifiedDiffusion:
         self.fine_grid = d.fine_grid
         self.min_snr_gamma = d.min_snr_gamma
         self.loss_nsr = d.loss_wiener_nsr
+        self.prediction = d.prediction
         self.alpha_bar = cosine_alpha_bar(d.steps)
         prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
         self.alpha_bar_prev = prev
@@ -84,8 +85,9 @@ class MollifiedDiffusion:
         return z.mul_(self.noise_std(shape[-2:]))
 
     def training_loss(self, model, x0, fraction, generator=None, encoder_fraction=None):
-        """Mean over examples of ||f(x_t, t) - T xi||^2 averaged over a random subset of
-        round(fraction * H * W) pixels drawn independently per example. x0 (B, C, H, W) may be
+        """Mean over examples of ||f(x_t, t) - target||^2 averaged over a random subset of
+        round(fraction * H * W) pixels drawn independently per example; the target is T xi, or
+        with diffusion.prediction v, sqrt(abar_t) T xi - sqrt(1 - abar_t) T x0. x0 (B, C, H, W) may be
         at any resolution: the noise is the same measure's discretisation there, and the network
         runs with its kernels resampled by H / the training resolution.
         encoder_fraction (autoencoder mode): the model also gets the clean x0 on its own random
@@ -95,7 +97,13 @@ class MollifiedDiffusion:
         t = torch.randint(0, self.steps, (b,), generator=generator, device=device)
         noise = self.white_noise(x0.shape, generator, device, x0.dtype)
         xt = self.q_sample(x0, t, noise)
-        target = self.mollify(noise)
+        if self.prediction == "v":
+            view = (-1,) + (1,) * (x0.dim() - 1)
+            a = self.alpha_bar.to(device)[t].sqrt().to(x0.dtype).view(view)
+            s = (1 - self.alpha_bar.to(device)[t]).sqrt().to(x0.dtype).view(view)
+            target = self.mollify(a * noise - s * x0)
+        else:
+            target = self.mollify(noise)
         n = max(1, round(fraction * h * w))
         coords = kernels.random_coords(b, (h, w), count=n, generator=generator, device=device)
         kw = {} if h == self.train_resolution else {"scale": h / self.train_resolution}
@@ -135,10 +143,12 @@ class MollifiedDiffusion:
         return float((g / (g * g + self.loss_nsr)).square().mean())
 
     def loss_weights(self, t):
-        """(B,) float32 Min-SNR-gamma weights min(SNR_t, gamma) / SNR_t of integer times t (B,)."""
+        """(B,) float32 Min-SNR-gamma weights of integer times t (B,): min(SNR_t, gamma) / SNR_t
+        for a noise prediction, min(SNR_t, gamma) / (SNR_t + 1) for v (the same weight on the
+        error of the T x0 estimate, which is SNR_t, or SNR_t + 1, times the network's)."""
         abar = self.alpha_bar.to(t.device)[t]
         snr = abar / (1 - abar)
-        return (snr.clamp(max=self.min_snr_gamma) / snr).float()
+        return (snr.clamp(max=self.min_snr_gamma) / (snr + 1 if self.prediction == "v" else snr)).float()
 
     # ------------------------------------------------------------ reverse process
     def timesteps(self, count, start=None):
@@ -161,6 +171,7 @@ class MollifiedDiffusion:
     def predict_noise(self, model, x, t, scale=1.0):
         """The network's estimate of T xi (B, C, H, W) from the state x (B, C, H, W) on every pixel
         at the integer time t. scale: H / the training resolution (the kernels' resampling).
+        diffusion.prediction v: the network's v turned into T xi = sqrt(abar_t) v + sqrt(1 - abar_t) x_t.
 
         diffusion.fine_grid phases, H = m R_train: sub-grid (i, j) holds pixels (m a + i, m b + j),
         the function sampled at the training spacing shifted by ((i, j) + 1/2) / m - 1/2 of a
@@ -172,9 +183,14 @@ class MollifiedDiffusion:
         m = self.phase_factor((h, w))
         if m > 1:
             sub = x.reshape(b, c, h // m, m, w // m, m).permute(0, 3, 5, 1, 2, 4).reshape(b * m * m, c, h // m, w // m)
-            eps = self._network(model, sub, t)
-            return eps.reshape(b, m, m, c, h // m, w // m).permute(0, 3, 4, 1, 5, 2).reshape(b, c, h, w)
-        return self._network(model, x, t, scale=scale)
+            out = self._network(model, sub, t)
+            out = out.reshape(b, m, m, c, h // m, w // m).permute(0, 3, 4, 1, 5, 2).reshape(b, c, h, w)
+        else:
+            out = self._network(model, x, t, scale=scale)
+        if self.prediction == "v":
+            abar = float(self.alpha_bar[int(t)])
+            return math.sqrt(abar) * out + math.sqrt(1 - abar) * x
+        return out
 
     @staticmethod
     def _network(model, x, t, **kw):
