@@ -69,10 +69,14 @@ class MollifiedDiffusion:
     def mollify(self, u):
         return kernels.mollify(u, self.sigma, boundary=self.boundary) if self.sigma > 0 else u
 
+    def signal_noise_scales(self, t, device, dtype):
+        """(sqrt(abar_t), sqrt(1 - abar_t)), each (B,) of `dtype` on `device`, for integer times t (B,)."""
+        abar = self.alpha_bar.to(device)[t]
+        return abar.sqrt().to(dtype), (1 - abar).sqrt().to(dtype)
+
     def q_sample(self, x0, t, noise):
         """x_t for integer times t (B,) and white noise of x0's shape (one fused op)."""
-        a = self.alpha_bar.to(x0.device)[t].sqrt().to(x0.dtype)
-        s = (1 - self.alpha_bar.to(x0.device)[t]).sqrt().to(x0.dtype)
+        a, s = self.signal_noise_scales(t, x0.device, x0.dtype)
         if self.sigma == 0:
             view = (-1,) + (1,) * (x0.dim() - 1)
             return a.view(view) * x0 + s.view(view) * noise
@@ -99,8 +103,7 @@ class MollifiedDiffusion:
         xt = self.q_sample(x0, t, noise)
         if self.prediction == "v":
             view = (-1,) + (1,) * (x0.dim() - 1)
-            a = self.alpha_bar.to(device)[t].sqrt().to(x0.dtype).view(view)
-            s = (1 - self.alpha_bar.to(device)[t]).sqrt().to(x0.dtype).view(view)
+            a, s = (v.view(view) for v in self.signal_noise_scales(t, device, x0.dtype))
             target = self.mollify(a * noise - s * x0)
         else:
             target = self.mollify(noise)
