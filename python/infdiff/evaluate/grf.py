@@ -18,6 +18,8 @@ restricted to the modes where both components carry power well above a white-noi
 `resolved_top_band` is the band the spectrum bar reads (docs/evaluation.md#the-resolved-band):
 the bands below the training grid's Nyquist band in which the law carries enough power to stand
 above the noise of the forward process's least noisy state, where sampling ends."""
+import math
+
 import infdiff_kernels as kernels
 import torch
 
@@ -69,6 +71,31 @@ def law_spectrum(data_cfg, resolution, component=None, weights=None):
         comps = [c[:3] + (float(w),) for c, w in zip(comps, weights)]
     picked = comps if component is None else [comps[component][:3] + (1.0,)]
     power = sum(w * s**2 * eigenvalues(resolution, a, t) for a, t, s, w in picked)
+    return radial_average(power)
+
+
+def perfect_sampler_spectrum(cfg, resolution):
+    """(R//2 + 1,) float64: the expected radial power spectrum of a perfect mollified model's
+    decoded samples at `resolution` (configured mixture weights): per component and mode, the
+    law's power P times SNR / (1 + SNR), what the posterior mean of T x0 given the least noisy
+    state keeps (SNR = abar_0 P / ((1 - abar_0) N), N the forward noise's power per mode), times
+    the Wiener decoder's power gain (G^2 / (G^2 + nsr))^2, G = exp(-2 pi^2 sigma^2 |k|^2) the
+    mollifier's response (periodic boundary; sigma = 0: no decoder). So the share of the law's
+    power that the process's end and the decoder (`diffusion.wiener_nsr`) take from the best
+    model's samples, which no training recovers."""
+    from ..diffusion import MollifiedDiffusion
+
+    process = MollifiedDiffusion(cfg)
+    abar0 = float(process.alpha_bar[0])
+    noise = (1 - abar0) * process.noise_std((resolution, resolution)) ** 2 / resolution**2
+    k = torch.fft.fftfreq(resolution, d=1.0 / resolution, dtype=torch.float64)
+    g2 = torch.exp(-4 * math.pi**2 * process.sigma**2 * (k[:, None] ** 2 + k[None, :] ** 2))
+    gain = (g2 / (g2 + process.nsr)) ** 2 if process.sigma > 0 else torch.ones_like(g2)
+    power = 0
+    for alpha, tau, scale, weight in components(cfg.data):
+        p = scale**2 * eigenvalues(resolution, alpha, tau)
+        snr = abar0 * p / noise
+        power = power + weight * p * snr / (1 + snr) * gain
     return radial_average(power)
 
 

@@ -10,7 +10,8 @@ import torch
 from .features import CONFIDENT, MAX_ENTROPY
 
 # (key, header, format, scale); a missing value prints as "-". Keys ending in _data are the
-# data-vs-data figures at the same n and resolution: what a perfect model would get.
+# data-vs-data figures at the same n and resolution: what a perfect model would get. The
+# _perfect one is the expected figure of a perfect sampler of T x0 after the decoder, at any n.
 TRAIN_RES_COLUMNS = [
     ("fd", "FD", "{:.2f}"), ("kid", "KID x1e3", "{:.2f}", 1e3), ("confident_share", f"p>={CONFIDENT} %", "{:.1f}", 100.0),
     ("class_entropy", "entropy", "{:.3f}"), ("spectrum_err", "spec err %", "{:.1f}", 100.0), ("swd", "patch SWD", "{:.4f}"),
@@ -21,6 +22,8 @@ NATIVE_COLUMNS = [
     ("law_spectrum_err", "law err %", "{:.1f}", 100.0), ("law_spectrum_err_data", "data law err %", "{:.1f}", 100.0),
     ("law_spectrum_err_resolved", "law err resolved %", "{:.1f}", 100.0),
     ("law_spectrum_err_resolved_data", "data law err resolved %", "{:.1f}", 100.0),
+    ("law_spectrum_err_resolved_configured", "law err resolved, configured weights %", "{:.1f}", 100.0),
+    ("law_spectrum_err_resolved_perfect", "perfect sampler law err resolved %", "{:.1f}", 100.0),
     ("component1_share", "comp.1 share %", "{:.1f}", 100.0),
     ("component1_share_data", "data comp.1 share %", "{:.1f}", 100.0),
     ("component1_spectrum_err", "comp.1 law err %", "{:.1f}", 100.0),

@@ -18,6 +18,7 @@ import time
 import torch
 
 from ..config import GRF_DATASETS
+from ..family import is_function_space
 from . import features, grf, metrics, microstructure, report
 
 DEFAULT_BATCH = 64
@@ -159,6 +160,11 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
             pd_law = metrics.radial_power_spectrum(draws)
             native["law_spectrum_err_data"] = metrics.spectrum_error(pd_law, law, res // 2 - 1)[1]
             native["law_spectrum_err_resolved"] = _resolved_error(ps, pick, cfg, res, resolved)
+            if is_mixture:  # against the configured weights: a mode imbalance shows here, not above
+                native["law_spectrum_err_resolved_configured"] = _resolved_error(ps, None, cfg, res, resolved)
+            if resolved >= 1 and not is_function_space(cfg):  # the fno family has no mollifier and no decoder
+                native["law_spectrum_err_resolved_perfect"] = metrics.spectrum_error(
+                    grf.perfect_sampler_spectrum(cfg, res), grf.law_spectrum(cfg.data, res), resolved)[1]
             draws_pick = grf.assign_components(draws, cfg.data) if is_mixture else None
             native["law_spectrum_err_resolved_data"] = _resolved_error(pd_law, draws_pick, cfg, res, resolved)
             spec_native.update({"law": law, "law_rel_err": law_rel})
