@@ -45,6 +45,7 @@ class MollifiedDiffusion:
         self.boundary = d.boundary
         self.nsr = d.wiener_nsr
         self.fine_grid = d.fine_grid
+        self.ddpm_variance = d.ddpm_variance
         self.min_snr_gamma = d.min_snr_gamma
         self.loss_nsr = d.loss_wiener_nsr
         self.prediction = d.prediction
@@ -254,8 +255,13 @@ class MollifiedDiffusion:
                 beta = 1 - a_t / a_prev
                 mean = (a_prev.sqrt() * beta * x0_t + (1 - beta).sqrt() * (1 - a_prev) * x) / (1 - a_t)
                 if prev >= 0:
-                    var = (1 - a_prev) / (1 - a_t) * beta
-                    x = mean + var.sqrt() * self.noise_like(shape, generator, device, x.dtype)
+                    small = (1 - a_prev) / (1 - a_t) * beta
+                    z = self.noise_like(shape, generator, device, x.dtype)
+                    if self.ddpm_variance == "analytic":
+                        std = self.analytic_step_variance(eps, a_t, a_prev).sqrt()
+                        x = mean + torch.fft.ifft2(torch.fft.fft2(z.double()) * std).real.to(x.dtype)
+                    else:
+                        x = mean + (beta if self.ddpm_variance == "large" else small).sqrt() * z
                 else:
                     x = mean
             if correction is not None:
@@ -265,6 +271,35 @@ class MollifiedDiffusion:
             if progress is not None:
                 progress(i + 1, len(times))
         return self.decode(x), x
+
+    def analytic_step_variance(self, eps, a_t, a_prev):
+        """(H, W) float64: the DDPM step's variance per Fourier mode, in units of the mollified
+        noise's power there, for the noise estimates eps (B, C, H, W) of a batch at abar_t.
+
+        The step x_{t'} = mu + sigma T z has, for a law whose posterior is diagonal in the Fourier
+        basis, the exact variance beta~ + c^2 Var(x0 | x_t) / N per mode (c = sqrt(abar_t') beta /
+        (1 - abar_t), beta = 1 - abar_t / abar_t', N the noise's power), and Var(x0 | x_t) is
+        (1 - abar_t) / abar_t times the share of the noise left unexplained, E Var(T xi | x_t) =
+        N - E|eps|^2 (Bao et al. 2022, Analytic-DPM, their scalar; here per band: |k| rounded,
+        E over the batch). The result is clamped to [beta~, beta], the two classical choices, as
+        Analytic-DPM clips its estimate: the share is an estimate, 1e-5 of noise in it at abar_t
+        ~ 1e-5 would be a variance of 1."""
+        h, w = eps.shape[-2:]
+        ky = torch.fft.fftfreq(h, d=1.0 / h, device=eps.device, dtype=torch.float64)
+        kx = torch.fft.fftfreq(w, d=1.0 / w, device=eps.device, dtype=torch.float64)
+        k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+        bands = k2.sqrt().round().long().flatten()
+        # E|c_k|^2 of T xi (fft2 norm "forward"): white noise's std^2 / (H W) times G_k^2
+        noise = self.noise_std((h, w)) ** 2 / (h * w) * torch.exp(-4 * math.pi**2 * self.sigma**2 * k2).flatten()
+        got = torch.fft.fft2(eps.double(), norm="forward").abs().square().mean(dim=(0, 1)).flatten()
+        count = int(bands.max()) + 1
+        unexplained = (1 - torch.bincount(bands, got, count) / torch.bincount(bands, noise, count)).clamp(0, 1)
+        a_t, a_prev = float(a_t), float(a_prev)
+        beta = 1 - a_t / a_prev
+        small = (1 - a_prev) / (1 - a_t) * beta
+        c2 = a_prev * beta**2 / (1 - a_t) ** 2
+        var = (small + c2 * (1 - a_t) / a_t * unexplained).clamp(small, beta)
+        return var[bands].reshape(h, w)
 
     # The cosine schedule's last betas are clipped at 0.999, so abar falls to ~2e-9 at the last
     # time: a DDIM step from there divides the model's noise error by sqrt(abar) ~ 5e-5, and an

@@ -27,6 +27,8 @@ def test_presets_load(path):
         ({"model": {"unet_mults": "12"}}, "model.unet_mults"),
         ({"train": {"steps": "many"}}, "train.steps"),
         ({"data": {"name": "cifar"}}, "data.name"),
+        ({"diffusion": {"ddpm_variance": "medium"}}, "diffusion.ddpm_variance"),
+        ({"diffusion": {"ddpm_variance": "analytic", "boundary": "reflect"}}, "diffusion.ddpm_variance"),
     ],
 )
 def test_bad_config_names_field(values, field):
