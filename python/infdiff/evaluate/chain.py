@@ -79,10 +79,9 @@ def table(result, resolution, top, rows=12):
 
 
 def main(argv=None):
-    from ..autoencoder import is_autoencoder
-    from ..config import GRF_DATASETS, parse_override
-    from ..family import is_function_space, sample_defaults
-    from ..sample import Sampler
+    from ..config import GRF_DATASETS
+    from ..family import sample_defaults
+    from .denoiser import plain_mollified_sampler
     from .run import _reference
 
     p = argparse.ArgumentParser(prog="python -m infdiff.evaluate.chain", description=__doc__.split("\n\n")[0])
@@ -101,13 +100,8 @@ def main(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps must be >= 1, got {args.steps}")
-    sampler = Sampler.from_checkpoint(args.ckpt, device="cpu", overrides=dict(parse_override(o) for o in args.set or []))
+    sampler = plain_mollified_sampler(p, args.ckpt, args.set, "the chain's band powers")
     cfg = sampler.cfg
-    if is_function_space(cfg):
-        p.error("--ckpt: a model.family fno checkpoint; the chain's band power is defined for the mollified family")
-    if is_autoencoder(cfg):
-        p.error("--ckpt: a diffusion-autoencoder checkpoint (its denoiser needs a latent z per sample); "
-                "the chain's band power is measured for plain models")
     res = args.resolution or cfg.data.resolution
     if res < cfg.model.kernel_size:
         p.error(f"--resolution must be >= the model's kernel size {cfg.model.kernel_size}, got {res}")

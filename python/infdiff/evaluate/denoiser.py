@@ -74,11 +74,26 @@ def table(result, resolution, top):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    from ..config import GRF_DATASETS, parse_override
-    from ..family import is_function_space
+def plain_mollified_sampler(parser, ckpt, sets, what):
+    """The CPU Sampler of checkpoint `ckpt` with the `--set` overrides `sets`, for a diagnostic
+    command of `parser` that measures `what`; parser.error naming --ckpt for an fno-family or a
+    diffusion-autoencoder checkpoint (whose denoiser needs a latent z per image)."""
     from ..autoencoder import is_autoencoder
+    from ..config import parse_override
+    from ..family import is_function_space
     from ..sample import Sampler
+
+    sampler = Sampler.from_checkpoint(ckpt, device="cpu", overrides=dict(parse_override(o) for o in sets or []))
+    if is_function_space(sampler.cfg):
+        parser.error(f"--ckpt: a model.family fno checkpoint; {what} are defined for the mollified family")
+    if is_autoencoder(sampler.cfg):
+        parser.error("--ckpt: a diffusion-autoencoder checkpoint (its denoiser needs a latent z per image); "
+                     f"{what} are measured for plain models")
+    return sampler
+
+
+def main(argv=None):
+    from ..config import GRF_DATASETS
     from .run import _reference
 
     p = argparse.ArgumentParser(prog="python -m infdiff.evaluate.denoiser", description=__doc__.split("\n\n")[0])
@@ -92,13 +107,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.n < 1:
         p.error(f"--n must be >= 1, got {args.n}")
-    sampler = Sampler.from_checkpoint(args.ckpt, device="cpu", overrides=dict(parse_override(o) for o in args.set or []))
+    sampler = plain_mollified_sampler(p, args.ckpt, args.set, "band errors")
     cfg = sampler.cfg
-    if is_function_space(cfg):
-        p.error("--ckpt: a model.family fno checkpoint; band errors are defined for the mollified family")
-    if is_autoencoder(cfg):
-        p.error("--ckpt: a diffusion-autoencoder checkpoint (its denoiser needs a latent z per image); "
-                "band errors are measured for plain models")
     steps = cfg.diffusion.steps
     times = args.times if args.times is not None else [t for t in DEFAULT_TIMES if t < steps]
     if any(not 0 <= t < steps for t in times):
