@@ -134,6 +134,11 @@ class MollifiedDiffusion:
             return err.mean()
         return (err.mean((1, 2)) * self.loss_weights(t)).mean()
 
+    def mollifier_response(self, k2):
+        """G = exp(-2 pi^2 sigma^2 |k|^2): the factor T puts on the basis function of squared
+        wavenumber k2 (cycles per unit length; a tensor of any shape), 1 where sigma is 0."""
+        return torch.exp(-2 * math.pi**2 * self.sigma**2 * k2)
+
     def wiener_gain_power(self, size):
         """mean(W^2) over the basis of an (H, W) grid that the loss's Wiener filter W = G / (G^2 + nsr)
         is diagonal in (Fourier for periodic, cosine for reflect): dividing by it gives a white
@@ -143,7 +148,7 @@ class MollifiedDiffusion:
             ky, kx = (torch.fft.fftfreq(m, 1.0 / m, dtype=torch.float64) for m in (h, w))
         else:  # the even extension on [0, 2]^2: DCT index m is m / 2 cycles per unit length
             ky, kx = (torch.arange(m, dtype=torch.float64) / 2 for m in (h, w))
-        g = torch.exp(-2 * math.pi**2 * self.sigma**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
+        g = self.mollifier_response(ky[:, None] ** 2 + kx[None, :] ** 2)
         return float((g / (g * g + self.loss_nsr)).square().mean())
 
     def loss_weights(self, t):
@@ -290,7 +295,7 @@ class MollifiedDiffusion:
         k2 = ky[:, None] ** 2 + kx[None, :] ** 2
         bands = k2.sqrt().round().long().flatten()
         # E|c_k|^2 of T xi (fft2 norm "forward"): white noise's std^2 / (H W) times G_k^2
-        noise = self.noise_std((h, w)) ** 2 / (h * w) * torch.exp(-4 * math.pi**2 * self.sigma**2 * k2).flatten()
+        noise = self.noise_std((h, w)) ** 2 / (h * w) * self.mollifier_response(k2).square().flatten()
         got = torch.fft.fft2(eps.double(), norm="forward").abs().square().mean(dim=(0, 1)).flatten()
         count = int(bands.max()) + 1
         unexplained = (1 - torch.bincount(bands, got, count) / torch.bincount(bands, noise, count)).clamp(0, 1)

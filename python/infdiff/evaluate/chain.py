@@ -1,4 +1,4 @@
-"""Where the reverse chain leaves the forward process (docs/evaluation.md#reverse-chain-band-power).
+"""Where the reverse chain leaves the forward process (docs/evaluation.md#the-reverse-chains-band-power).
 
 A sampler that draws from the model's law visits states x_t whose power, band by band, should be
 what the forward process holds at the same time t:
@@ -39,21 +39,20 @@ def chain_band_power(model, diffusion, shape, images, steps, sampler="ddpm", sca
     noise_gen = torch.Generator().manual_seed(seed * 100003 + 1)
     noise_power = metrics.mode_power(diffusion.mollify(diffusion.white_noise((max(n, 256), c, h, w), noise_gen)))
     gen = torch.Generator().manual_seed(seed)
-    times, sums = [], []
-
-    visit = {"i": 0}
+    times, sums = [], []  # per visited time, over all batches
+    step = 0  # the visit within the current batch's chain
 
     def post_step(x, t):
-        i = visit["i"]
-        if i == len(sums):
+        nonlocal step
+        if step == len(sums):  # the first batch visits each time first
             times.append(int(t))
             sums.append(torch.zeros(h, w, dtype=torch.float64))
-        sums[i] += x.shape[0] * metrics.mode_power(x)
-        visit["i"] += 1
+        sums[step] += x.shape[0] * metrics.mode_power(x)
+        step += 1
         return x
 
     for start in range(0, n, batch):
-        visit["i"] = 0
+        step = 0
         b = min(batch, n - start)
         diffusion.sample(model, (b, c, h, w), steps=steps, sampler=sampler, generator=gen, scale=scale,
                          post_step=post_step)

@@ -18,8 +18,6 @@ restricted to the modes where both components carry power well above a white-noi
 `resolved_top_band` is the band the spectrum bar reads (docs/evaluation.md#the-resolved-band):
 the bands below the training grid's Nyquist band in which the law carries enough power to stand
 above the noise of the forward process's least noisy state, where sampling ends."""
-import math
-
 import infdiff_kernels as kernels
 import torch
 
@@ -89,7 +87,7 @@ def perfect_sampler_spectrum(cfg, resolution):
     abar0 = float(process.alpha_bar[0])
     noise = (1 - abar0) * process.noise_std((resolution, resolution)) ** 2 / resolution**2
     k = torch.fft.fftfreq(resolution, d=1.0 / resolution, dtype=torch.float64)
-    g2 = torch.exp(-4 * math.pi**2 * process.sigma**2 * (k[:, None] ** 2 + k[None, :] ** 2))
+    g2 = process.mollifier_response(k[:, None] ** 2 + k[None, :] ** 2).square()
     gain = (g2 / (g2 + process.nsr)) ** 2 if process.sigma > 0 else torch.ones_like(g2)
     power = 0
     for alpha, tau, scale, weight in components(cfg.data):
