@@ -218,6 +218,11 @@ def test_resolved_band_is_what_a_perfect_denoiser_keeps_from_the_last_noisy_stat
         pick = grf.assign_components(draws, mix.data)
         err = run._resolved_error(metrics.radial_power_spectrum(draws), pick, mix, res, grf.resolved_top_band(mix))
         assert err < 0.04
+        # and each component's draws against that component's own law, over the resolved band
+        figures = run._mixture(draws, pick, mix, res, grf.resolved_top_band(mix))
+        assert figures["component1_n"] + figures["component2_n"] == 400
+        assert figures["component1_spectrum_err_resolved"] < 0.06 and figures["component2_spectrum_err_resolved"] < 0.06
+    assert run._mixture(draws, pick, mix, 2 * r, 0)["component1_spectrum_err_resolved"] is None  # no resolved band
 
 
 @pytest.mark.parametrize("nsr", [0.001, 0.01])

@@ -26,8 +26,8 @@ NATIVE_COLUMNS = [
     ("law_spectrum_err_resolved_perfect", "perfect sampler law err resolved %", "{:.1f}", 100.0),
     ("component1_share", "comp.1 share %", "{:.1f}", 100.0),
     ("component1_share_data", "data comp.1 share %", "{:.1f}", 100.0),
-    ("component1_spectrum_err", "comp.1 law err %", "{:.1f}", 100.0),
-    ("component2_spectrum_err", "comp.2 law err %", "{:.1f}", 100.0),
+    ("component1_spectrum_err_resolved", "comp.1 law err resolved %", "{:.1f}", 100.0),
+    ("component2_spectrum_err_resolved", "comp.2 law err resolved %", "{:.1f}", 100.0),
     ("s2_err", "S2 abs err", "{:.4f}"), ("s2_err_data", "data S2 abs err", "{:.4f}"),
     ("s2_rel_err", "S2 rel err %", "{:.1f}", 100.0), ("s2_rel_err_data", "data S2 rel err %", "{:.1f}", 100.0),
     ("vf_w1", "VF W1", "{:.4f}"), ("vf_w1_data", "data VF W1", "{:.4f}"),
@@ -39,7 +39,8 @@ PANELS = [
     (f"confident share (p >= {CONFIDENT}) %", 100.0, ["confident_share"]), ("class entropy", 1.0, ["class_entropy"]),
     ("spectrum rel. error vs data %", 100.0, ["spectrum_err"]), ("patch SWD (8x8)", 1.0, ["swd"]),
     ("spectrum rel. error vs the law %", 100.0, ["law_spectrum_err", "law_spectrum_err_resolved",
-                                                 "component1_spectrum_err", "component2_spectrum_err"]),
+                                                 "component1_spectrum_err_resolved",
+                                                 "component2_spectrum_err_resolved"]),
     ("component 1 share %", 100.0, ["component1_share"]),
 ]
 
