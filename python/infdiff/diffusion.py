@@ -230,6 +230,7 @@ class MollifiedDiffusion:
         x = self.noise_like(shape, generator, device, dtype) if x_init is None else x_init
         times = self.timesteps(steps, start_t)
         abar = self.alpha_bar.to(device)
+        bands = None
         for i, t in enumerate(times.tolist()):
             prev = times[i + 1].item() if i + 1 < len(times) else -1
             a_t = abar[t].float()
@@ -263,7 +264,9 @@ class MollifiedDiffusion:
                     small = (1 - a_prev) / (1 - a_t) * beta
                     z = self.noise_like(shape, generator, device, x.dtype)
                     if self.ddpm_variance == "analytic":
-                        std = self.analytic_step_variance(eps, a_t, a_prev).sqrt()
+                        if bands is None:  # the grid's tables, once per call
+                            bands = self.analytic_band_table((h, w), device)
+                        std = self.analytic_step_variance(eps, a_t, a_prev, bands).sqrt()
                         x = mean + torch.fft.ifft2(torch.fft.fft2(z.double()) * std).real.to(x.dtype)
                     else:
                         x = mean + (beta if self.ddpm_variance == "large" else small).sqrt() * z
@@ -277,7 +280,19 @@ class MollifiedDiffusion:
                 progress(i + 1, len(times))
         return self.decode(x), x
 
-    def analytic_step_variance(self, eps, a_t, a_prev):
+    def analytic_band_table(self, size, device="cpu"):
+        """What `analytic_step_variance` needs of an (H, W) grid alone: (band of each mode (H*W,)
+        int64, |k| rounded; the mollified noise's expected power per band (K,) float64, fft2 norm
+        "forward": white noise's std^2 / (H W) times G_k^2, summed over the band's modes)."""
+        h, w = size
+        ky = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=torch.float64)
+        kx = torch.fft.fftfreq(w, d=1.0 / w, device=device, dtype=torch.float64)
+        k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+        bands = k2.sqrt().round().long().flatten()
+        noise = self.noise_std((h, w)) ** 2 / (h * w) * self.mollifier_response(k2).square().flatten()
+        return bands, torch.bincount(bands, noise, int(bands.max()) + 1)
+
+    def analytic_step_variance(self, eps, a_t, a_prev, table=None):
         """(H, W) float64: the DDPM step's variance per Fourier mode, in units of the mollified
         noise's power there, for the noise estimates eps (B, C, H, W) of a batch at abar_t.
 
@@ -288,17 +303,11 @@ class MollifiedDiffusion:
         N - E|eps|^2 (Bao et al. 2022, Analytic-DPM, their scalar; here per band: |k| rounded,
         E over the batch). The result is clamped to [beta~, beta], the two classical choices, as
         Analytic-DPM clips its estimate: the share is an estimate, 1e-5 of noise in it at abar_t
-        ~ 1e-5 would be a variance of 1."""
+        ~ 1e-5 would be a variance of 1. table: `analytic_band_table` of the grid (built here when None)."""
         h, w = eps.shape[-2:]
-        ky = torch.fft.fftfreq(h, d=1.0 / h, device=eps.device, dtype=torch.float64)
-        kx = torch.fft.fftfreq(w, d=1.0 / w, device=eps.device, dtype=torch.float64)
-        k2 = ky[:, None] ** 2 + kx[None, :] ** 2
-        bands = k2.sqrt().round().long().flatten()
-        # E|c_k|^2 of T xi (fft2 norm "forward"): white noise's std^2 / (H W) times G_k^2
-        noise = self.noise_std((h, w)) ** 2 / (h * w) * self.mollifier_response(k2).square().flatten()
+        bands, noise = self.analytic_band_table((h, w), eps.device) if table is None else table
         got = torch.fft.fft2(eps.double(), norm="forward").abs().square().mean(dim=(0, 1)).flatten()
-        count = int(bands.max()) + 1
-        unexplained = (1 - torch.bincount(bands, got, count) / torch.bincount(bands, noise, count)).clamp(0, 1)
+        unexplained = (1 - torch.bincount(bands, got, noise.numel()) / noise).clamp(0, 1)
         a_t, a_prev = float(a_t), float(a_prev)
         beta = 1 - a_t / a_prev
         small = (1 - a_prev) / (1 - a_t) * beta
