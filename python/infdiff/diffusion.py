@@ -27,6 +27,15 @@ def strided_times(steps, count, start=None):
     return torch.linspace(start, 0, max(1, min(count, start + 1))).round().long().unique_consecutive()
 
 
+def dct_matrix(n, device="cpu"):
+    """(n, n) float64 orthonormal DCT-II: row j is sqrt(2 / n) c_j cos(pi j (2 i + 1) / (2 n)),
+    c_0 = 1 / sqrt(2), else 1 (scipy.fft.dct(norm="ortho") as a matrix; its inverse is its transpose)."""
+    j = torch.arange(n, device=device, dtype=torch.float64)
+    m = torch.cos(math.pi * j[:, None] * (2 * j[None, :] + 1) / (2 * n)) * math.sqrt(2.0 / n)
+    m[0] /= math.sqrt(2.0)
+    return m
+
+
 class MollifiedDiffusion:
     """The diffusion process of a Config (its diffusion section and the training resolution).
     Times are integers t in [0, steps) (t = 0 is the least noisy state, as in DDPM code).
@@ -143,12 +152,7 @@ class MollifiedDiffusion:
         """mean(W^2) over the basis of an (H, W) grid that the loss's Wiener filter W = G / (G^2 + nsr)
         is diagonal in (Fourier for periodic, cosine for reflect): dividing by it gives a white
         residual the plain loss's value, so train.lr and train.grad_clip keep their meaning."""
-        h, w = size
-        if self.boundary == "periodic":
-            ky, kx = (torch.fft.fftfreq(m, 1.0 / m, dtype=torch.float64) for m in (h, w))
-        else:  # the even extension on [0, 2]^2: DCT index m is m / 2 cycles per unit length
-            ky, kx = (torch.arange(m, dtype=torch.float64) / 2 for m in (h, w))
-        g = self.mollifier_response(ky[:, None] ** 2 + kx[None, :] ** 2)
+        g = self.mollifier_response(self.mollifier_basis(size)[0])
         return float((g / (g * g + self.loss_nsr)).square().mean())
 
     def loss_weights(self, t):
@@ -267,7 +271,8 @@ class MollifiedDiffusion:
                         if bands is None:  # the grid's tables, once per call
                             bands = self.analytic_band_table((h, w), device)
                         std = self.analytic_step_variance(eps, a_t, a_prev, bands).sqrt()
-                        x = mean + torch.fft.ifft2(torch.fft.fft2(z.double()) * std).real.to(x.dtype)
+                        forward, inverse = bands[2:]
+                        x = mean + inverse(forward(z.double()) * std).to(x.dtype)
                     else:
                         x = mean + (beta if self.ddpm_variance == "large" else small).sqrt() * z
                 else:
@@ -280,23 +285,39 @@ class MollifiedDiffusion:
                 progress(i + 1, len(times))
         return self.decode(x), x
 
-    def analytic_band_table(self, size, device="cpu"):
-        """What `analytic_step_variance` needs of an (H, W) grid alone: (band of each mode (H*W,)
-        int64, |k| rounded; the mollified noise's expected power per band (K,) float64, fft2 norm
-        "forward": white noise's std^2 / (H W) times G_k^2, summed over the band's modes)."""
+    def mollifier_basis(self, size, device="cpu"):
+        """The orthonormal basis of an (H, W) grid that the mollifier is diagonal in: (squared
+        wavenumber of each basis function (H, W) float64, in cycles per unit length; forward
+        transform; inverse). Periodic: the Fourier basis (fft2 / ifft2, norm "ortho", complex
+        coefficients). Reflect: the cosine basis (DCT-II, orthonormal): the mollifier filters the
+        even extension on [0, 2]^2 periodically (docs/ops.md#spectral-filters), so cosine index j
+        is j / 2 cycles per unit length. Either way a white field of pixel variance s^2 has
+        E|c|^2 = s^2 in every coefficient, and T multiplies coefficient k by G_k."""
         h, w = size
-        ky = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=torch.float64)
-        kx = torch.fft.fftfreq(w, d=1.0 / w, device=device, dtype=torch.float64)
-        k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+        if self.boundary == "periodic":
+            ky, kx = (torch.fft.fftfreq(m, 1.0 / m, device=device, dtype=torch.float64) for m in (h, w))
+            return (ky[:, None] ** 2 + kx[None, :] ** 2, lambda x: torch.fft.fft2(x, norm="ortho"),
+                    lambda c: torch.fft.ifft2(c, norm="ortho").real)
+        cy, cx = dct_matrix(h, device), dct_matrix(w, device)
+        ky, kx = (torch.arange(m, device=device, dtype=torch.float64) / 2 for m in (h, w))
+        return ky[:, None] ** 2 + kx[None, :] ** 2, lambda x: cy @ x @ cx.T, lambda c: cy.T @ c @ cx
+
+    def analytic_band_table(self, size, device="cpu"):
+        """What `analytic_step_variance` needs of an (H, W) grid alone: (band of each basis
+        function (H*W,) int64, |k| rounded; the mollified noise's expected power per band (K,)
+        float64, s^2 G_k^2 summed over the band's coefficients (s: the white noise's pixel std);
+        the `mollifier_basis` transforms)."""
+        k2, forward, inverse = self.mollifier_basis(size, device)
         bands = k2.sqrt().round().long().flatten()
-        noise = self.noise_std((h, w)) ** 2 / (h * w) * self.mollifier_response(k2).square().flatten()
-        return bands, torch.bincount(bands, noise, int(bands.max()) + 1)
+        noise = self.noise_std(size) ** 2 * self.mollifier_response(k2).square().flatten()
+        return bands, torch.bincount(bands, noise, int(bands.max()) + 1), forward, inverse
 
     def analytic_step_variance(self, eps, a_t, a_prev, table=None):
-        """(H, W) float64: the DDPM step's variance per Fourier mode, in units of the mollified
-        noise's power there, for the noise estimates eps (B, C, H, W) of a batch at abar_t.
+        """(H, W) float64: the DDPM step's variance per basis function of `mollifier_basis`
+        (Fourier for periodic, cosine for reflect), in units of the mollified noise's power
+        there, for the noise estimates eps (B, C, H, W) of a batch at abar_t.
 
-        The step x_{t'} = mu + sigma T z has, for a law whose posterior is diagonal in the Fourier
+        The step x_{t'} = mu + sigma T z has, for a law whose posterior is diagonal in that
         basis, the exact variance beta~ + c^2 Var(x0 | x_t) / N per mode (c = sqrt(abar_t') beta /
         (1 - abar_t), beta = 1 - abar_t / abar_t', N the noise's power), and Var(x0 | x_t) is
         (1 - abar_t) / abar_t times the share of the noise left unexplained, E Var(T xi | x_t) =
@@ -305,8 +326,8 @@ class MollifiedDiffusion:
         Analytic-DPM clips its estimate: the share is an estimate, 1e-5 of noise in it at abar_t
         ~ 1e-5 would be a variance of 1. table: `analytic_band_table` of the grid (built here when None)."""
         h, w = eps.shape[-2:]
-        bands, noise = self.analytic_band_table((h, w), eps.device) if table is None else table
-        got = torch.fft.fft2(eps.double(), norm="forward").abs().square().mean(dim=(0, 1)).flatten()
+        bands, noise, forward, _ = self.analytic_band_table((h, w), eps.device) if table is None else table
+        got = forward(eps.double()).abs().square().mean(dim=(0, 1)).flatten()
         unexplained = (1 - torch.bincount(bands, got, noise.numel()) / noise).clamp(0, 1)
         a_t, a_prev = float(a_t), float(a_prev)
         beta = 1 - a_t / a_prev

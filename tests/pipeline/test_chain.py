@@ -86,6 +86,98 @@ def test_a_model_half_blind_to_the_fine_bands_late_shows_their_excess_from_then_
     assert ratio[-1, 1:5].max() < 1.3  # and not in the coarse ones
 
 
+class CosineLawPosteriorMeanOfNoise(torch.nn.Module):
+    """E[T xi | x_t] for a law diagonal in the cosine basis (reflect boundary): coefficient j of
+    `MollifiedDiffusion.mollifier_basis` has power P(k) = COSINE_LAW_POWER (1 + |k|^2)^(-2), k = j / 2
+    cycles per unit length, so the data fill the coarse bands and noise the fine ones at small t
+    (SNR ~1 at band 15 of the least noisy state). Per coefficient sqrt(1 - a) N / (a P + (1 - a) N)
+    of x_t, N = 1 (white noise of unit pixel std at R_train, orthonormal basis)."""
+
+    def __init__(self, diffusion):
+        super().__init__()
+        self.diffusion = diffusion
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def power(self, size):
+        k2 = self.diffusion.mollifier_basis(size)[0]
+        return COSINE_LAW_POWER * (1 + k2) ** -2
+
+    def draws(self, n, size, seed):
+        _, _, inverse = self.diffusion.mollifier_basis(size)
+        z = torch.randn((n, 1) + tuple(size), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        return inverse(z * self.power(size).sqrt()).float()
+
+    def forward(self, x, coords, size, t, scale=1.0):
+        h, w = size
+        b, n, c = x.shape
+        a = float(self.diffusion.alpha_bar[int(t[0])])
+        gain = (1 - a) ** 0.5 / (a * self.power(size) + (1 - a))
+        _, forward, inverse = self.diffusion.mollifier_basis(size)
+        out = inverse(forward(x.transpose(1, 2).reshape(b, c, h, w).double()) * gain)
+        return out.reshape(b, c, h * w).transpose(1, 2).float()
+
+
+COSINE_LAW_POWER = 50.0
+
+
+def test_analytic_variance_under_reflect_keeps_the_forward_process_power():
+    """diffusion.boundary reflect: the mollifier is diagonal in the cosine basis, and so is the
+    analytic step variance. A perfect model of a cosine-diagonal law keeps the forward process's
+    power at every state at 100 steps (measured 0.84-1.06 over bands 1..15, seed 0; small and
+    large give 0.82-1.07 on this law, whose spectrum does not starve under small as the GRF's does)."""
+    cfg = load_config(os.path.join(PRESETS, "grf_mixture.yaml"), {"data.name": "grf", "diffusion.boundary": "reflect"})
+    diffusion = MollifiedDiffusion(cfg)
+    r = cfg.data.resolution
+    model = CosineLawPosteriorMeanOfNoise(diffusion)
+    images = model.draws(512, (r, r), seed=3)
+    result = chain.chain_band_power(model, diffusion, (128, 1, r, r), images, steps=100)
+    inside = result["ratio"][:-1, 1 : r // 2]  # every visited state, bands 1 .. R/2 - 1
+    assert inside.min() > 0.8 and inside.max() < 1.2, inside  # sampling noise as in the periodic test
+
+
+@pytest.mark.parametrize("boundary", ["reflect", "periodic"])
+def test_analytic_variance_reads_the_unexplained_share_band_by_band(boundary):
+    """eps = the step's noise with the bands above 4 of the mollifier's basis removed: bands 1..4
+    are explained (variance beta~, up to the batch's sampling noise), the rest not at all (the
+    full share: Var(x0 | x_t) = (1 - abar_t) / abar_t N, clamped to beta). Exact only if the
+    variance reads the same basis the noise was filtered in (cosine under reflect)."""
+    cfg = load_config(os.path.join(PRESETS, "grf_mixture.yaml"), {"data.name": "grf", "diffusion.boundary": boundary})
+    diffusion = MollifiedDiffusion(cfg)
+    r = cfg.data.resolution
+    k2, forward, inverse = diffusion.mollifier_basis((r, r))
+    noise = diffusion.noise_like((256, 1, r, r), torch.Generator().manual_seed(4)).double()
+    eps = inverse(forward(noise) * (k2.sqrt().round() <= 4))
+    a_t, a_prev = 0.9, 0.95
+    var = diffusion.analytic_step_variance(eps, a_t, a_prev)
+    beta = 1 - a_t / a_prev
+    small = (1 - a_prev) / (1 - a_t) * beta
+    band = k2.sqrt().round()
+    assert torch.allclose(var[band > 4], torch.tensor(beta, dtype=torch.float64), rtol=1e-12)
+    # 256 draws: the unexplained share of band 1 (8 modes) is off by ~3 %; beta - beta~ = 0.026
+    assert (var[band <= 4] - small).abs().max() < 0.1 * (beta - small)
+
+
+def test_cosine_basis_diagonalises_the_reflect_mollifier():
+    """mollifier_basis under reflect: the orthonormal DCT-II (scipy's, as a matrix), in which
+    kernels.mollify multiplies coefficient j by G at j / 2 cycles per unit length."""
+    import numpy as np
+    import scipy.fft
+
+    import infdiff_kernels as kernels
+    from infdiff.diffusion import dct_matrix
+
+    x = np.random.default_rng(0).standard_normal((12, 10))
+    assert np.allclose(dct_matrix(12).numpy() @ x, scipy.fft.dct(x, axis=0, norm="ortho"), atol=1e-12)
+    cfg = load_config(os.path.join(PRESETS, "mnist.yaml"))
+    diffusion = MollifiedDiffusion(cfg)
+    k2, forward, inverse = diffusion.mollifier_basis((20, 16))
+    coefficients = torch.randn(3, 1, 20, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.allclose(forward(inverse(coefficients)), coefficients, atol=1e-12)  # orthonormal
+    filtered = kernels.mollify(inverse(coefficients).float(), diffusion.sigma, boundary="reflect").double()
+    # float32 filtering: ~1e-7 of the coefficients' size
+    assert torch.allclose(forward(filtered), coefficients * diffusion.mollifier_response(k2), atol=1e-5)
+
+
 def test_bad_input_is_named():
     cfg, diffusion, r, images = _setup()
     model = PosteriorMeanOfNoise(cfg, diffusion)

@@ -28,7 +28,6 @@ def test_presets_load(path):
         ({"train": {"steps": "many"}}, "train.steps"),
         ({"data": {"name": "cifar"}}, "data.name"),
         ({"diffusion": {"ddpm_variance": "medium"}}, "diffusion.ddpm_variance"),
-        ({"diffusion": {"ddpm_variance": "analytic", "boundary": "reflect"}}, "diffusion.ddpm_variance"),
     ],
 )
 def test_bad_config_names_field(values, field):
