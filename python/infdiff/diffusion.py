@@ -234,7 +234,7 @@ class MollifiedDiffusion:
         x = self.noise_like(shape, generator, device, dtype) if x_init is None else x_init
         times = self.timesteps(steps, start_t)
         abar = self.alpha_bar.to(device)
-        bands = None
+        table = None  # the analytic variance's tables of the grid, built at its first step
         for i, t in enumerate(times.tolist()):
             prev = times[i + 1].item() if i + 1 < len(times) else -1
             a_t = abar[t].float()
@@ -268,10 +268,10 @@ class MollifiedDiffusion:
                     small = (1 - a_prev) / (1 - a_t) * beta
                     z = self.noise_like(shape, generator, device, x.dtype)
                     if self.ddpm_variance == "analytic":
-                        if bands is None:  # the grid's tables, once per call
-                            bands = self.analytic_band_table((h, w), device)
-                        std = self.analytic_step_variance(eps, a_t, a_prev, bands).sqrt()
-                        forward, inverse = bands[2:]
+                        if table is None:
+                            table = self.analytic_band_table((h, w), device)
+                        std = self.analytic_step_variance(eps, a_t, a_prev, table).sqrt()
+                        forward, inverse = table[2:]
                         x = mean + inverse(forward(z.double()) * std).to(x.dtype)
                     else:
                         x = mean + (beta if self.ddpm_variance == "large" else small).sqrt() * z
