@@ -238,7 +238,8 @@ def build_parser():
                         "one array 'samples_<R>px' (n, C, R, R) per resolution, for external FID tools")
     s.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE",
                    help="a sampling setting other than the checkpoint's (diffusion.wiener_nsr, noise, sampler, "
-                        "sample_steps; function_space.sampler, sample_steps)")
+                        "sample_steps, noise_grid: e.g. 128 for one function per seed at every resolution "
+                        "up to 128; function_space.sampler, sample_steps)")
     s.set_defaults(func=cmd_sample)
     d = sub.add_parser("demo", help="train the MNIST preset on this machine, then sample at 28/56/112 px")
     d.add_argument("--config", default="mnist", help=CONFIG_HELP + " (default: mnist)")

@@ -102,6 +102,11 @@ class DiffusionConfig:
     # scale stays that of the data at every t, so at high noise its error is not divided by
     # sqrt(abar_t) on the way to the estimate of T x0. Samplers read either as a noise estimate.
     prediction: str = "eps"
+    # The grid every sampling noise is drawn on (docs/noise.md#one-seed-every-resolution): 0, on the
+    # sampling grid itself; F, white noise on F x F restricted to the sampling grid R <= F by its modes
+    # below R's Nyquist (the same white-noise measure, exactly, at R), so one seed gives the same
+    # function at every resolution up to F. A sampling setting: the model is trained the same way.
+    noise_grid: int = 0
 
 
 @dataclass
@@ -412,6 +417,10 @@ def _check(cfg: Config):
         ("diffusion.min_snr_gamma", f.min_snr_gamma >= 0, f"must be >= 0 (0: uniform weights), got {f.min_snr_gamma}"),
         ("diffusion.loss_wiener_nsr", f.loss_wiener_nsr >= 0, f"must be >= 0 (0: the plain loss), got {f.loss_wiener_nsr}"),
         ("diffusion.prediction", f.prediction in PREDICTIONS, f"must be one of {PREDICTIONS}, got {f.prediction!r}"),
+        ("diffusion.noise_grid", f.noise_grid == 0 or f.noise_grid >= d.resolution,
+         f"must be 0 (noise drawn on the sampling grid) or >= data.resolution ({d.resolution}), got {f.noise_grid}"),
+        ("diffusion.noise_grid", f.noise_grid == 0 or f.noise == "function",
+         f"needs diffusion.noise function (one white-noise measure at every resolution), got {f.noise!r}"),
         ("model.channels", m.channels >= 1, f"must be >= 1, got {m.channels}"),
         ("model.kernel_size", m.kernel_size >= 1 and m.kernel_size % 2 == 1, f"must be odd and >= 1, got {m.kernel_size}"),
         ("model.normalize", m.normalize in NORMALIZE_MODES, f"must be one of {NORMALIZE_MODES}, got {m.normalize!r}"),

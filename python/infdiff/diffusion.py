@@ -36,6 +36,32 @@ def dct_matrix(n, device="cpu"):
     return m
 
 
+def restriction_matrix(fine, coarse, boundary, device="cpu"):
+    """(coarse, fine) float64 M: the values at the `coarse` grid's pixel centres of the function
+    a `fine`-pixel line's samples define through its modes below the coarse Nyquist frequency
+    (docs/noise.md#one-seed-every-resolution). boundary "periodic": the Fourier modes |k| < coarse/2
+    (both members of a fine pair +-coarse/2, over sqrt(2), on an even coarse grid's Nyquist
+    mode); "reflect": the first `coarse` cosine modes (DCT-II). Either way M M^T = (coarse / fine) I,
+    so white noise of pixel variance s^2 becomes white noise of pixel variance s^2 coarse / fine,
+    the same white-noise measure's cell average at the coarse grid; fine == coarse gives I."""
+    if not 1 <= coarse <= fine:
+        raise ValueError(f"coarse ({coarse}) must be in [1, fine ({fine})]")
+    if coarse == fine:
+        return torch.eye(fine, dtype=torch.float64, device=device)
+    if boundary != "periodic":
+        return math.sqrt(coarse / fine) * dct_matrix(coarse, device).T @ dct_matrix(fine, device)[:coarse]
+    # mode k of the fine samples seen at the coarse centres: a pair +-k adds
+    # (2 / fine) cos(2 pi k (x_m - y_n)), x_m = (m + 1/2) / coarse, y_n = (n + 1/2) / fine
+    x = (torch.arange(coarse, dtype=torch.float64, device=device)[:, None] + 0.5) / coarse
+    y = (torch.arange(fine, dtype=torch.float64, device=device)[None, :] + 0.5) / fine
+    m = torch.full((coarse, fine), 1.0 / fine, dtype=torch.float64, device=device)
+    for k in range(1, (coarse + 1) // 2):
+        m += 2.0 / fine * torch.cos(2 * math.pi * k * (x - y))
+    if coarse % 2 == 0:  # the two fine modes +-coarse/2 land on one coarse mode, a real one
+        m += math.sqrt(2.0) / fine * torch.cos(math.pi * coarse * (x - y))
+    return m
+
+
 class MollifiedDiffusion:
     """The diffusion process of a Config (its diffusion section and the training resolution).
     Times are integers t in [0, steps) (t = 0 is the least noisy state, as in DDPM code).
@@ -58,6 +84,7 @@ class MollifiedDiffusion:
         self.min_snr_gamma = d.min_snr_gamma
         self.loss_nsr = d.loss_wiener_nsr
         self.prediction = d.prediction
+        self.noise_grid = d.noise_grid
         self.alpha_bar = cosine_alpha_bar(d.steps)
         prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
         self.alpha_bar_prev = prev
@@ -93,10 +120,24 @@ class MollifiedDiffusion:
         return kernels.q_sample(x0, noise, a, s, self.sigma, boundary=self.boundary)
 
     def noise_like(self, shape, generator=None, device="cpu", dtype=torch.float32):
-        """Mollified white noise T xi on a grid of `shape` (B, C, H, W)."""
-        z = kernels.mollified_noise(shape, self.sigma, boundary=self.boundary, generator=generator, device=device,
-                                    dtype=dtype)
-        return z.mul_(self.noise_std(shape[-2:]))
+        """Mollified white noise T xi on a grid of `shape` (B, C, H, W). diffusion.noise_grid F > 0:
+        xi is white noise drawn on F x F and restricted to (H, W) by `restriction_matrix`, so the
+        same generator state gives the same function on every grid up to F."""
+        if not self.noise_grid:
+            z = kernels.mollified_noise(shape, self.sigma, boundary=self.boundary, generator=generator, device=device,
+                                        dtype=dtype)
+            return z.mul_(self.noise_std(shape[-2:]))
+        f = self.noise_grid
+        h, w = shape[-2:]
+        if h > f or w > f:
+            raise ValueError(f"diffusion.noise_grid: the noise is drawn on {f} x {f}, coarser than the sampling grid "
+                             f"{h} x {w}; set it to at least {max(h, w)} (or 0: drawn on the sampling grid)")
+        fine = torch.randn((*shape[:-2], f, f), generator=generator, device=device, dtype=torch.float64)
+        fine *= self.noise_std((f, f))
+        rows = restriction_matrix(f, h, self.boundary, device)
+        cols = rows if w == h else restriction_matrix(f, w, self.boundary, device)
+        xi = (rows @ fine @ cols.T).to(dtype)
+        return self.mollify(xi)
 
     def training_loss(self, model, x0, fraction, generator=None, encoder_fraction=None):
         """Mean over examples of ||f(x_t, t) - target||^2 averaged over a random subset of

@@ -21,7 +21,7 @@ from .model import build_model
 
 # what may differ from training when sampling: the model was trained the same way whatever these are
 SAMPLING_FIELDS = ("diffusion.wiener_nsr", "diffusion.noise", "diffusion.sampler", "diffusion.sample_steps",
-                   "diffusion.fine_grid", "diffusion.ddpm_variance", "function_space.sampler", "function_space.sample_steps")
+                   "diffusion.fine_grid", "diffusion.ddpm_variance", "diffusion.noise_grid", "function_space.sampler", "function_space.sample_steps")
 
 
 def sampling_config(values, overrides=None):

@@ -9,7 +9,7 @@ import scipy.fft
 import torch
 
 from infdiff.config import ConfigError, from_dict
-from infdiff.diffusion import MollifiedDiffusion
+from infdiff.diffusion import MollifiedDiffusion, restriction_matrix
 
 R_TRAIN = 16
 
@@ -110,3 +110,68 @@ def test_mollifier_defaults_and_limits():
         from_dict({"diffusion": {"mollifier_sigma": -0.1}})
     with pytest.raises(ConfigError, match="diffusion.noise"):
         from_dict({"diffusion": {"noise": "white"}})
+
+
+# ------------------------------------------------------------ one seed, every resolution
+@pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+@pytest.mark.parametrize("fine,coarse", [(64, 16), (32, 16), (33, 16), (32, 15), (16, 16), (30, 7)])
+def test_restriction_keeps_white_noise_white(boundary, fine, coarse):
+    """M M^T = (coarse / fine) I: white noise of pixel variance s^2 on the fine grid becomes white
+    noise of pixel variance s^2 coarse / fine, the cell average of the same measure (per axis)."""
+    m = restriction_matrix(fine, coarse, boundary)
+    assert m.shape == (coarse, fine)
+    # float64 sums of `fine` products: 1e-12 is roundoff
+    torch.testing.assert_close(m @ m.T, torch.eye(coarse, dtype=torch.float64) * coarse / fine, rtol=0, atol=1e-12)
+    if fine == coarse:
+        assert torch.equal(m, torch.eye(fine, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+def test_restriction_samples_a_band_limited_function_at_the_coarse_centres(boundary):
+    fine, coarse = 48, 16
+    y = (torch.arange(fine, dtype=torch.float64) + 0.5) / fine
+    x = (torch.arange(coarse, dtype=torch.float64) + 0.5) / coarse
+    if boundary == "periodic":  # modes 0, 3 and 7 < 16 / 2
+        f = lambda u: 0.3 + torch.cos(2 * math.pi * 3 * u + 0.4) - 0.5 * torch.sin(2 * math.pi * 7 * u)
+    else:  # cosine modes 0, 5 and 15 < 16 (j / 2 cycles)
+        f = lambda u: 0.3 + torch.cos(math.pi * 5 * u) + 0.2 * torch.cos(math.pi * 15 * u)
+    torch.testing.assert_close(restriction_matrix(fine, coarse, boundary) @ f(y), f(x), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="coarse"):
+        restriction_matrix(16, 17, boundary)
+
+
+def _grid_diffusion(noise_grid, boundary="periodic"):
+    cfg = from_dict({"data": {"name": "grf", "resolution": R_TRAIN},
+                     "diffusion": {"boundary": boundary, "steps": 100, "noise_grid": noise_grid},
+                     "model": {"kernel_size": 5}})
+    return MollifiedDiffusion(cfg)
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+def test_noise_grid_gives_one_function_at_every_resolution(boundary):
+    """diffusion.noise_grid F: the same generator state gives T xi on R <= F that is the F draw's
+    restriction (the mollifier is diagonal in the restriction's modes), with the pixel variance of
+    the noise drawn on R itself."""
+    diff = _grid_diffusion(4 * R_TRAIN, boundary)
+    draws = {r: diff.noise_like((200, 1, r, r), torch.Generator().manual_seed(3)) for r in (16, 32, 64)}
+    for r in (16, 32):
+        m = restriction_matrix(64, r, boundary).float()
+        # float32 noise through two float32 matrix products: 1e-5 of a unit-scale field
+        torch.testing.assert_close(m @ draws[64] @ m.T, draws[r], rtol=0, atol=1e-5)
+    plain = _diffusion(boundary=boundary)
+    g = torch.Generator().manual_seed(4)
+    for r in (16, 32, 64):
+        # 200 images of ~20 independent values each: a 1.5 % estimate; the restriction drops modes
+        # of relative power G^2 <= exp(-pi^2) / 2 at the Nyquist frequency (one training pixel)
+        v_grid, v_plain = draws[r].double().var().item(), plain.noise_like((200, 1, r, r), g).double().var().item()
+        assert v_grid / v_plain == pytest.approx(1.0, abs=0.06), (r, v_grid, v_plain)
+
+
+def test_noise_grid_limits_name_the_field():
+    with pytest.raises(ConfigError, match=r"diffusion.noise_grid.*data.resolution \(16\)"):
+        _grid_diffusion(8)
+    with pytest.raises(ConfigError, match=r"diffusion.noise_grid.*diffusion.noise function"):
+        from_dict({"data": {"resolution": 16}, "diffusion": {"noise_grid": 32, "noise": "pixel"},
+                   "model": {"kernel_size": 5}})
+    with pytest.raises(ValueError, match=r"diffusion.noise_grid: the noise is drawn on 32 x 32, coarser than .* 64 x 64"):
+        _grid_diffusion(32).noise_like((1, 1, 64, 64))

@@ -5,7 +5,9 @@
   spectrum on the shared band) and its relative error per band;
 - `patch_swd`: sliced Wasserstein distance (POT) between random 8x8 patches, seeded;
 - `frechet_kid`: Fréchet distance and KID (torchmetrics) on the features of a custom module;
-- the resampling of images between resolutions (`to_resolution`).
+- the resampling of images between resolutions (`to_resolution`);
+- `same_function_difference`: how far a finer sample, restricted to a coarser grid, is from the
+  coarser sample of the same seed (diffusion.noise_grid: one noise function at every resolution).
 
 The GRF law and its mixture are in `grf.py`, the classifier scores in `features.py`."""
 import numpy as np
@@ -159,3 +161,19 @@ def summary(values):
     """A JSON-friendly list of floats (NaN -> None)."""
     arr = np.asarray(torch.as_tensor(values, dtype=torch.float64))
     return [None if not np.isfinite(v) else float(v) for v in arr]
+
+
+def same_function_difference(fine, coarse, boundary):
+    """(N,) float64: ||M fine M^T - coarse|| / ||coarse|| per image pair, fine (N, C, R, R) and
+    coarse (N, C, r, r), r <= R, M = `restriction_matrix(R, r, boundary)`: fine's modes below r's
+    Nyquist frequency seen at r's pixel centres. 0 when the two are one band-limited function."""
+    from ..diffusion import restriction_matrix
+
+    _square(fine, "fine")
+    _square(coarse, "coarse")
+    if fine.shape[:2] != coarse.shape[:2] or fine.shape[-1] < coarse.shape[-1]:
+        raise ValueError(f"fine {tuple(fine.shape)} and coarse {tuple(coarse.shape)}: need the same images and "
+                         "channels, fine at least as large as coarse")
+    m = restriction_matrix(fine.shape[-1], coarse.shape[-1], boundary)
+    diff = m @ fine.double() @ m.T - coarse.double()
+    return diff.flatten(1).norm(dim=1) / coarse.double().flatten(1).norm(dim=1).clamp(min=1e-12)

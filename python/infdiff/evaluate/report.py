@@ -32,6 +32,7 @@ NATIVE_COLUMNS = [
     ("s2_rel_err", "S2 rel err %", "{:.1f}", 100.0), ("s2_rel_err_data", "data S2 rel err %", "{:.1f}", 100.0),
     ("vf_w1", "VF W1", "{:.4f}"), ("vf_w1_data", "data VF W1", "{:.4f}"),
     ("vf_mean", "VF mean", "{:.3f}"), ("vf_mean_data", "data VF mean", "{:.3f}"),
+    ("same_function_rel_l2", "same function, vs coarsest %", "{:.1f}", 100.0),
 ]
 # panels of metrics.png: (title, scale, keys drawn in it)
 PANELS = [

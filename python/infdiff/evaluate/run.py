@@ -180,6 +180,17 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
         results["native"][key] = native
         results["spectra"][key] = {mode: {k: metrics.summary(v) for k, v in spec.items()}
                                    for mode, spec in (("train_res", spec_train), ("native", spec_native))}
+    noise_grid = 0 if is_function_space(cfg) else cfg.diffusion.noise_grid
+    if noise_grid and len(resolutions) > 1:
+        coarse = resolutions[0]
+        notes.append(f"diffusion.noise_grid {noise_grid}: every resolution's noise is one draw on {noise_grid} x "
+                     f"{noise_grid}, so sample i is one function at every R; 'same function' is the mean over i of "
+                     f"|| sample at R restricted to {coarse} px - sample at {coarse} px || / || sample at {coarse} px || "
+                     "(docs/noise.md#one-seed-every-resolution)")
+        for res in resolutions[1:]:
+            diff = metrics.same_function_difference(samples_by_resolution[res].float(),
+                                                    samples_by_resolution[coarse].float(), cfg.diffusion.boundary)
+            results["native"][str(res)]["same_function_rel_l2"] = float(diff.mean())
     results["seconds"] = round(time.time() - start, 1)
     report.write(results, samples_by_resolution, references, out_dir, grid_n=grid_n)
     log(report.table(results))
