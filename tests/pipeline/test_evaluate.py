@@ -294,6 +294,27 @@ def test_mixture_assignment_survives_white_noise_at_every_resolution(monkeypatch
         grf.assign_components(x, mix)
 
 
+def test_evaluate_samples_mixture_pairs_components_across_resolutions(tmp_path):
+    """diffusion.noise_grid: the mixture's law at every R is also weighted by the components
+    assigned at the coarsest R, and the report counts the samples assigned differently. The law's
+    own 32 px draws and their restriction to 16 px are one function each: no label changes, and
+    the paired figure at 32 px is the one of the 16 px labels."""
+    from infdiff.config import from_dict
+    from infdiff.diffusion import restriction_matrix
+
+    cfg = from_dict({"data": {"name": "grf_mixture", "resolution": 16, "grf_size": 64},
+                     "diffusion": {"boundary": "periodic", "noise_grid": 32}, "model": {"kernel_size": 5}})
+    fine, _ = grf.law_draws(cfg.data, 24, 32, seed=4)
+    m = restriction_matrix(32, 16, "periodic").float()
+    res = run.evaluate_samples({16: m @ fine @ m.T, 32: fine}, cfg, str(tmp_path), log=lambda *a: None)
+    native = res["native"]["32"]
+    assert native["mixture"]["component_changes"] == 0
+    assert native["same_function_rel_l2"] < 1e-5  # float32 restriction of a float32 field
+    # no label changes: the paired weights are the 32 px ones, so the two figures agree
+    assert native["law_spectrum_err_resolved_paired"] == pytest.approx(native["law_spectrum_err_resolved"], rel=1e-9)
+    assert "law_spectrum_err_resolved_paired" not in res["native"]["16"]
+
+
 def test_evaluate_samples_mnist_identical_to_data(cnn_cache, tmp_path):
     folder, _ = cnn_cache
     cfg = load_config(MNIST)

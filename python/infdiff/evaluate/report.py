@@ -23,6 +23,7 @@ NATIVE_COLUMNS = [
     ("law_spectrum_err_resolved", "law err resolved %", "{:.1f}", 100.0),
     ("law_spectrum_err_resolved_data", "data law err resolved %", "{:.1f}", 100.0),
     ("law_spectrum_err_resolved_configured", "law err resolved, configured weights %", "{:.1f}", 100.0),
+    ("law_spectrum_err_resolved_paired", "law err resolved, coarsest's components %", "{:.1f}", 100.0),
     ("law_spectrum_err_resolved_perfect", "perfect sampler law err resolved %", "{:.1f}", 100.0),
     ("component1_share", "comp.1 share %", "{:.1f}", 100.0),
     ("component1_share_data", "data comp.1 share %", "{:.1f}", 100.0),

@@ -129,7 +129,7 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
             metrics.radial_power_spectrum(ref), grf.law_spectrum(cfg.data, train_res), top_train)[1]
     data_share = (grf.assign_components(ref, cfg.data) == 0).double().mean().item() if is_mixture else None
 
-    references = {}
+    references, picks, sample_spectra = {}, {}, {}
     for res in resolutions:
         x, key = samples_by_resolution[res].float(), str(res)
         # train-res: the sample as the training grid sees it (cell averages) vs the data there
@@ -152,6 +152,7 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
                 metrics.radial_power_spectrum(metrics.to_resolution(floor, res, "fourier")), pd, top)[1]
         # each sample's more likely mixture component, read by the resolved-band error and _mixture
         pick = grf.assign_components(x, cfg.data) if is_mixture else None
+        picks[res], sample_spectra[res] = pick, ps
         if is_grf:
             law = grf.law_spectrum(cfg.data, res)
             law_rel, native["law_spectrum_err"] = metrics.spectrum_error(ps, law, res // 2 - 1)
@@ -187,10 +188,19 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
                      f"{noise_grid}, so sample i is one function at every R; 'same function' is the mean over i of "
                      f"|| sample at R restricted to {coarse} px - sample at {coarse} px || / || sample at {coarse} px || "
                      "(docs/noise.md#one-seed-every-resolution)")
+        if is_mixture:
+            notes.append(f"diffusion.noise_grid: 'law err resolved, coarsest's components' weights the law at every R "
+                         f"by the components assigned at {coarse} px, one label per function (a borderline sample "
+                         "can be assigned differently at each R)")
         for res in resolutions[1:]:
             diff = metrics.same_function_difference(samples_by_resolution[res].float(),
                                                     samples_by_resolution[coarse].float(), cfg.diffusion.boundary)
             results["native"][str(res)]["same_function_rel_l2"] = float(diff.mean())
+            if is_mixture:
+                native = results["native"][str(res)]
+                native["law_spectrum_err_resolved_paired"] = _resolved_error(sample_spectra[res], picks[coarse], cfg,
+                                                                             res, resolved)
+                native["mixture"]["component_changes"] = int((picks[res] != picks[coarse]).sum())
     results["seconds"] = round(time.time() - start, 1)
     report.write(results, samples_by_resolution, references, out_dir, grid_n=grid_n)
     log(report.table(results))
