@@ -132,12 +132,13 @@ class MollifiedDiffusion:
         if h > f or w > f:
             raise ValueError(f"diffusion.noise_grid: the noise is drawn on {f} x {f}, coarser than the sampling grid "
                              f"{h} x {w}; set it to at least {max(h, w)} (or 0: drawn on the sampling grid)")
-        fine = torch.randn((*shape[:-2], f, f), generator=generator, device=device, dtype=torch.float64)
-        fine *= self.noise_std((f, f))
-        rows = restriction_matrix(f, h, self.boundary, device)
-        cols = rows if w == h else restriction_matrix(f, w, self.boundary, device)
-        xi = (rows @ fine @ cols.T).to(dtype)
-        return self.mollify(xi)
+        xi = torch.randn((*shape[:-2], f, f), generator=generator, device=device, dtype=torch.float64)
+        xi *= self.noise_std((f, f))
+        if (h, w) != (f, f):  # on F x F itself the restriction is the identity
+            rows = restriction_matrix(f, h, self.boundary, device)
+            cols = rows if w == h else restriction_matrix(f, w, self.boundary, device)
+            xi = rows @ xi @ cols.T
+        return self.mollify(xi.to(dtype))
 
     def training_loss(self, model, x0, fraction, generator=None, encoder_fraction=None):
         """Mean over examples of ||f(x_t, t) - target||^2 averaged over a random subset of

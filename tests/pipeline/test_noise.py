@@ -14,9 +14,10 @@ from infdiff.diffusion import MollifiedDiffusion, restriction_matrix
 R_TRAIN = 16
 
 
-def _diffusion(sigma="auto", boundary="reflect", noise="function"):
+def _diffusion(sigma="auto", boundary="reflect", noise="function", noise_grid=0):
     cfg = from_dict({"data": {"name": "grf", "resolution": R_TRAIN},
-                     "diffusion": {"mollifier_sigma": sigma, "boundary": boundary, "steps": 100, "noise": noise},
+                     "diffusion": {"mollifier_sigma": sigma, "boundary": boundary, "steps": 100, "noise": noise,
+                                   "noise_grid": noise_grid},
                      "model": {"kernel_size": 5}})
     return MollifiedDiffusion(cfg)
 
@@ -140,19 +141,12 @@ def test_restriction_samples_a_band_limited_function_at_the_coarse_centres(bound
         restriction_matrix(16, 17, boundary)
 
 
-def _grid_diffusion(noise_grid, boundary="periodic"):
-    cfg = from_dict({"data": {"name": "grf", "resolution": R_TRAIN},
-                     "diffusion": {"boundary": boundary, "steps": 100, "noise_grid": noise_grid},
-                     "model": {"kernel_size": 5}})
-    return MollifiedDiffusion(cfg)
-
-
 @pytest.mark.parametrize("boundary", ["periodic", "reflect"])
 def test_noise_grid_gives_one_function_at_every_resolution(boundary):
     """diffusion.noise_grid F: the same generator state gives T xi on R <= F that is the F draw's
     restriction (the mollifier is diagonal in the restriction's modes), with the pixel variance of
     the noise drawn on R itself."""
-    diff = _grid_diffusion(4 * R_TRAIN, boundary)
+    diff = _diffusion(boundary=boundary, noise_grid=4 * R_TRAIN)
     draws = {r: diff.noise_like((200, 1, r, r), torch.Generator().manual_seed(3)) for r in (16, 32, 64)}
     for r in (16, 32):
         m = restriction_matrix(64, r, boundary).float()
@@ -169,9 +163,9 @@ def test_noise_grid_gives_one_function_at_every_resolution(boundary):
 
 def test_noise_grid_limits_name_the_field():
     with pytest.raises(ConfigError, match=r"diffusion.noise_grid.*data.resolution \(16\)"):
-        _grid_diffusion(8)
+        _diffusion(noise_grid=8)
     with pytest.raises(ConfigError, match=r"diffusion.noise_grid.*diffusion.noise function"):
         from_dict({"data": {"resolution": 16}, "diffusion": {"noise_grid": 32, "noise": "pixel"},
                    "model": {"kernel_size": 5}})
     with pytest.raises(ValueError, match=r"diffusion.noise_grid: the noise is drawn on 32 x 32, coarser than .* 64 x 64"):
-        _grid_diffusion(32).noise_like((1, 1, 64, 64))
+        _diffusion(noise_grid=32).noise_like((1, 1, 64, 64))

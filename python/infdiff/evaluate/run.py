@@ -193,11 +193,11 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
                          f"by the components assigned at {coarse} px, one label per function (a borderline sample "
                          "can be assigned differently at each R)")
         for res in resolutions[1:]:
+            native = results["native"][str(res)]
             diff = metrics.same_function_difference(samples_by_resolution[res].float(),
                                                     samples_by_resolution[coarse].float(), cfg.diffusion.boundary)
-            results["native"][str(res)]["same_function_rel_l2"] = float(diff.mean())
+            native["same_function_rel_l2"] = float(diff.mean())
             if is_mixture:
-                native = results["native"][str(res)]
                 native["law_spectrum_err_resolved_paired"] = _resolved_error(sample_spectra[res], picks[coarse], cfg,
                                                                              res, resolved)
                 native["mixture"]["component_changes"] = int((picks[res] != picks[coarse]).sum())
