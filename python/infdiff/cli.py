@@ -109,25 +109,40 @@ def _positive(name, value):
         raise ValueError(f"{name} must be >= 1, got {value}")
 
 
+def _one_noise(sampler, resolutions, overrides=None):
+    """`sampler`, drawing several resolutions from one noise per seed (`one_noise_grid`)."""
+    from .sample import one_noise_grid
+
+    grid = one_noise_grid(sampler.cfg, resolutions, overrides)
+    if not grid:
+        return sampler
+    print(f"one noise per seed, drawn on {grid} x {grid}: sample i is the same function at "
+          f"{' / '.join(map(str, sorted(set(resolutions))))} px (--set diffusion.noise_grid=0: independent draws)")
+    return sampler.with_settings({"diffusion.noise_grid": grid})
+
+
 def cmd_sample(args):
-    from .images import save_grid, save_npz
+    from .images import save_grid, save_npz, save_resolution_rows
     from .sample import Sampler
 
     _positive("--n", args.n)
     _positive("--steps", args.steps)
     for res in args.resolution:
         _positive("--resolution", res)
-    sampler = Sampler.from_checkpoint(args.ckpt, args.device, overrides=dict(parse_override(o) for o in args.set or []))
+    overrides = dict(parse_override(o) for o in args.set or [])
+    sampler = _one_noise(Sampler.from_checkpoint(args.ckpt, args.device, overrides=overrides), args.resolution,
+                         overrides)
     os.makedirs(args.out, exist_ok=True)
     arrays = {}
     for res in args.resolution:
-        x = sampler.sample(args.n, res, steps=args.steps, sampler=args.sampler, generator=sampler.generator(args.seed))
+        arrays[res] = sampler.sample(args.n, res, steps=args.steps, sampler=args.sampler,
+                                     generator=sampler.generator(args.seed))
         if args.format == "png":
-            print(save_grid(x, os.path.join(args.out, f"samples_{res}px.png")))
-        else:
-            arrays[res] = x
-    if arrays:
+            print(save_grid(arrays[res], os.path.join(args.out, f"samples_{res}px.png")))
+    if args.format == "npz":
         print(save_npz(arrays, os.path.join(args.out, "samples.npz")))
+    elif len(arrays) > 1:
+        print(save_resolution_rows(arrays, os.path.join(args.out, "samples_by_resolution.png")))
 
 
 def _loss_plot(metrics_csv, path):
@@ -161,7 +176,7 @@ def _format_scores(resolution, s):
 
 
 def cmd_demo(args):
-    from .images import save_grid
+    from .images import save_grid, save_resolution_rows
     from .train import train
 
     overrides = {"train.out_dir": args.out}
@@ -175,20 +190,24 @@ def cmd_demo(args):
     cfg = load_config(args.config, overrides)
     start = time.time()
     trainer = train(cfg)
-    sampler = trainer.sampler()  # on the training device: the EMA model stays where it was trained
+    # on the training device: the EMA model stays where it was trained
+    sampler = _one_noise(trainer.sampler(), args.resolution)
     print(f"trained {trainer.step} steps in {(time.time() - start) / 60:.1f} min")
     # no metrics when the budget ended before the first logged step
     has_metrics = os.path.exists(trainer.metrics_path)
     outputs = [_loss_plot(trainer.metrics_path, os.path.join(args.out, "loss.png"))] if has_metrics else []
-    scored = {}
+    scored, shown = {}, {}
     for res in args.resolution:
         # the quality check reuses the grid's samples, topped up to --quality-n at 28/56 px
         check = res in QUALITY_RESOLUTIONS and cfg.data.name == "mnist" and args.quality_n > 0
         n = max(args.n, args.quality_n) if check else args.n
         x = sampler.sample(n, res, steps=args.steps, generator=sampler.generator(0))
-        outputs.append(save_grid(x[: args.n], os.path.join(args.out, f"samples_{res}px.png")))
+        shown[res] = x[: args.n]
+        outputs.append(save_grid(shown[res], os.path.join(args.out, f"samples_{res}px.png")))
         if check:
             scored[res] = x[: args.quality_n]
+    if len(shown) > 1:
+        outputs.append(save_resolution_rows(shown, os.path.join(args.out, "samples_by_resolution.png")))
     print(f"demo finished sampling after {(time.time() - start) / 60:.1f} min")
     print("demo outputs:\n  " + "\n  ".join(os.path.abspath(p) for p in outputs + [trainer.ckpt_path]))
     if scored:

@@ -65,3 +65,16 @@ def save_grid(x, path, nrow=None):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
     return path
+
+
+def save_resolution_rows(samples, path, n=8):
+    """{resolution: samples (N, C, R, R)} as one PNG: a row per resolution (coarsest first) of
+    the first n samples, each enlarged to the finest R by repeating pixels (nearest), so every
+    row shows its grid's own pixels at one size. For samples drawn with one noise per seed
+    (diffusion.noise_grid) column i is one function at every resolution."""
+    if not samples:
+        raise ValueError("samples: no resolution to show")
+    top = max(samples)
+    n = min([n] + [len(x) for x in samples.values()])
+    rows = [F.interpolate(samples[r][:n].float(), size=(top, top), mode="nearest") for r in sorted(samples)]
+    return save_grid(torch.cat(rows), path, nrow=n)

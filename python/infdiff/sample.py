@@ -4,7 +4,8 @@ It carries the network, its diffusion, its config (hence the training resolution
 device and dtype of the network's weights. Every tensor it makes (noise, coordinates, the
 state of the reverse process) is created there and inputs are moved there, so a model on a
 GPU samples on the GPU; results come back on the CPU, ready to save or score. The noise is
-drawn at the target resolution; on a finer grid the network runs with its sparse kernels
+drawn at the target resolution, or on diffusion.noise_grid and restricted to it (one function
+per seed at every resolution, `one_noise_grid`); on a finer grid the network runs with its sparse kernels
 resampled by resolution / training resolution (InfDiffNet `scale`), or on the grid's
 training-spacing sub-grids (diffusion.fine_grid phases)."""
 import functools
@@ -37,6 +38,19 @@ def sampling_config(values, overrides=None):
     return from_dict(values)
 
 
+def one_noise_grid(cfg, resolutions, overrides=None):
+    """F for drawing `resolutions` (several R) from one seed: the largest R, so that every noise
+    the sampler draws is one draw on F x F restricted to each R and sample i is one function at
+    every R (diffusion.noise_grid, docs/noise.md#one-seed-every-resolution). 0 (leave the
+    config's noise as it is) for one resolution, for a config that sets noise_grid or the
+    per-pixel noise, for a `--set diffusion.noise_grid` in `overrides`, and for the fno family,
+    which draws its own noise."""
+    if (len(set(resolutions)) < 2 or "diffusion.noise_grid" in (overrides or {}) or is_function_space(cfg)
+            or cfg.diffusion.noise_grid or cfg.diffusion.noise != "function"):
+        return 0
+    return max(max(resolutions), cfg.data.resolution)
+
+
 class Sampler:
     """model: an InfDiffNet or a FourierNeuralOperator in eval mode (its weights fix the device
     and dtype); diffusion: the process of `cfg` (family.build_diffusion), the config the model
@@ -65,6 +79,12 @@ class Sampler:
             if key is not None:
                 latent = load_latent(cfg, state[key], f"checkpoint {ckpt_path}", key)
         return cls(model.to(device).eval(), build_diffusion(cfg), cfg, latent)
+
+    def with_settings(self, overrides):
+        """The same model with other sampling settings (`sampling_config`), e.g.
+        {"diffusion.noise_grid": 112}; its diffusion is rebuilt from the new config."""
+        cfg = sampling_config(self.cfg.to_dict(), overrides)
+        return Sampler(self.model, build_diffusion(cfg), cfg, self.latent)
 
     @property
     def train_resolution(self):

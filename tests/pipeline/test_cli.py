@@ -4,8 +4,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from infdiff.cli import main
+from infdiff.config import load_config
+from infdiff.evaluate import metrics
 
 from .conftest import TINY
 
@@ -17,14 +21,31 @@ def test_train_sample_demo_end_to_end(tmp_path, capsys):
     assert main(["train", "--config", TINY, "--resume", ckpt, "--set", f"train.out_dir={run}", "--set", "train.steps=5"]) == 0
     out = str(tmp_path / "samples")
     assert main(["sample", "--ckpt", ckpt, "--resolution", "16", "32", "--steps", "2", "--n", "2", "--out", out]) == 0
-    assert sorted(os.listdir(out)) == ["samples_16px.png", "samples_32px.png"]
+    assert sorted(os.listdir(out)) == ["samples_16px.png", "samples_32px.png", "samples_by_resolution.png"]
+    with Image.open(os.path.join(out, "samples_by_resolution.png")) as img:
+        assert img.size == (2 * 33 + 1, 2 * 33 + 1)  # a row per resolution of 2 samples at 32 px, 1-pixel gaps
+    assert "one noise per seed, drawn on 32 x 32" in capsys.readouterr().out
     npz_dir = str(tmp_path / "npz")
-    assert main(["sample", "--ckpt", ckpt, "--resolution", "16", "32", "--steps", "2", "--n", "3", "--out", npz_dir,
-                 "--format", "npz"]) == 0
+    argv = ["sample", "--ckpt", ckpt, "--resolution", "16", "32", "--steps", "2", "--n", "3", "--format", "npz"]
+    assert main(argv + ["--out", npz_dir]) == 0
+    assert "one noise per seed" in capsys.readouterr().out
     with np.load(os.path.join(npz_dir, "samples.npz")) as arrays:
         assert sorted(arrays.files) == ["samples_16px", "samples_32px"]
         assert arrays["samples_32px"].shape == (3, 1, 32, 32) and arrays["samples_32px"].dtype == np.float32
         assert np.isfinite(arrays["samples_16px"]).all() and np.abs(arrays["samples_16px"]).max() <= 1
+        paired = {r: torch.from_numpy(arrays[f"samples_{r}px"]) for r in (16, 32)}
+    # several resolutions share one noise per seed, so sample i is one function at 16 and 32 px;
+    # --set diffusion.noise_grid=0 draws each resolution apart. A 2-step sampler on a 5-step model
+    # leaves the pair far from exact (its output is mostly the untrained network's, which differs
+    # between grids): measured 0.60 paired against 1.29 apart, so the bound sits between the two.
+    assert main(argv + ["--out", str(tmp_path / "apart"), "--set", "diffusion.noise_grid=0"]) == 0
+    assert "one noise per seed" not in capsys.readouterr().out
+    with np.load(str(tmp_path / "apart" / "samples.npz")) as arrays:
+        apart = {r: torch.from_numpy(arrays[f"samples_{r}px"]) for r in (16, 32)}
+    boundary = load_config(TINY).diffusion.boundary
+    same = metrics.same_function_difference(paired[32], paired[16], boundary).mean()
+    independent = metrics.same_function_difference(apart[32], apart[16], boundary).mean()
+    assert same < 0.75 * independent
     # sampling settings may change after training (to choose nsr by evaluation, or to compare noises)
     argv = ["sample", "--ckpt", ckpt, "--resolution", "32", "--steps", "2", "--n", "1", "--out", npz_dir]
     assert main(argv + ["--set", "diffusion.noise=pixel", "--set", "diffusion.wiener_nsr=0.05"]) == 0
@@ -38,7 +59,7 @@ def test_train_sample_demo_end_to_end(tmp_path, capsys):
     demo = str(tmp_path / "demo")
     argv = ["demo", "--config", TINY, "--out", demo, "--resolution", "16", "32", "--n", "2", "--steps", "2"]
     assert main(argv + ["--set", "train.steps=3"]) == 0
-    assert {"loss.png", "samples_16px.png", "samples_32px.png"} <= set(os.listdir(demo))
+    assert {"loss.png", "samples_16px.png", "samples_32px.png", "samples_by_resolution.png"} <= set(os.listdir(demo))
     assert "demo outputs" in capsys.readouterr().out
 
 

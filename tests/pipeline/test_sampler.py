@@ -152,3 +152,41 @@ def test_cli_sample_on_the_cpu(tiny_cfg, tmp_path, capsys):
         main(argv + ["--device", "tpu"])
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
 
+
+
+def test_several_resolutions_share_one_noise_unless_told_otherwise():
+    from infdiff.config import load_config
+    from infdiff.sample import one_noise_grid
+
+    from .conftest import PRESETS, TINY
+
+    tiny = load_config(TINY)
+    r0 = tiny.data.resolution
+    assert one_noise_grid(tiny, [r0, 2 * r0, 4 * r0]) == 4 * r0  # the finest grid holds every coarser one
+    assert one_noise_grid(tiny, [r0 // 2, r0]) == r0  # never below the training grid (config rule)
+    assert one_noise_grid(tiny, [2 * r0, r0 // 2]) == 2 * r0
+    # one resolution, or the same one twice: nothing to pair
+    assert one_noise_grid(tiny, [2 * r0]) == 0 and one_noise_grid(tiny, [r0, r0]) == 0
+    # a choice made elsewhere is kept: --set (even 0, independent draws), the config, the per-pixel noise
+    assert one_noise_grid(tiny, [r0, 2 * r0], {"diffusion.noise_grid": 0}) == 0
+    assert one_noise_grid(load_config(TINY, {"diffusion.noise_grid": 8 * r0}), [r0, 2 * r0]) == 0
+    assert one_noise_grid(load_config(TINY, {"diffusion.noise": "pixel"}), [r0, 2 * r0]) == 0
+    # the fno family draws its own noise
+    assert one_noise_grid(load_config(f"{PRESETS}/fno_grf.yaml"), [32, 64]) == 0
+
+
+def test_with_settings_rebuilds_the_diffusion_and_keeps_the_model():
+    from infdiff.config import load_config
+    from infdiff.family import build_diffusion
+    from infdiff.model import build_model
+
+    from .conftest import TINY
+
+    cfg = load_config(TINY)
+    sampler = Sampler(build_model(cfg).eval(), build_diffusion(cfg), cfg)
+    paired = sampler.with_settings({"diffusion.noise_grid": 4 * cfg.data.resolution})
+    assert paired.model is sampler.model and paired.diffusion is not sampler.diffusion
+    assert paired.diffusion.noise_grid == paired.cfg.diffusion.noise_grid == 4 * cfg.data.resolution
+    assert sampler.diffusion.noise_grid == 0  # the original is untouched
+    with pytest.raises(ValueError, match="only sampling settings"):
+        sampler.with_settings({"model.channels": 4})
