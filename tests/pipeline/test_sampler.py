@@ -153,7 +153,6 @@ def test_cli_sample_on_the_cpu(tiny_cfg, tmp_path, capsys):
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
 
 
-
 def test_several_resolutions_share_one_noise_unless_told_otherwise():
     from infdiff.config import load_config
     from infdiff.sample import one_noise_grid
@@ -190,3 +189,24 @@ def test_with_settings_rebuilds_the_diffusion_and_keeps_the_model():
     assert sampler.diffusion.noise_grid == 0  # the original is untouched
     with pytest.raises(ValueError, match="only sampling settings"):
         sampler.with_settings({"model.channels": 4})
+
+
+def test_resolution_rows_repeat_each_grids_pixels(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from infdiff.images import save_resolution_rows
+
+    gen = torch.Generator().manual_seed(0)
+    coarse, fine = torch.rand(3, 1, 4, 4, generator=gen) * 2 - 1, torch.rand(5, 1, 8, 8, generator=gen) * 2 - 1
+    path = save_resolution_rows({8: fine, 4: coarse}, str(tmp_path / "rows.png"), n=8)
+    with Image.open(path) as img:
+        grid = np.asarray(img).astype(np.float32) / 127.5 - 1
+    assert grid.shape == (2 * 9 + 1, 3 * 9 + 1)  # n = 3, the fewest given; coarsest row first; 1-pixel gaps
+    for i in range(3):
+        top = grid[1:9, 1 + 9 * i : 9 + 9 * i]  # coarse sample i, each pixel a 2 x 2 block
+        np.testing.assert_allclose(top, np.kron(coarse[i, 0].numpy(), np.ones((2, 2))), atol=1 / 127.5)
+        bottom = grid[10:18, 1 + 9 * i : 9 + 9 * i]
+        np.testing.assert_allclose(bottom, fine[i, 0].numpy(), atol=1 / 127.5)  # uint8 rounding
+    with pytest.raises(ValueError, match="samples"):
+        save_resolution_rows({}, str(tmp_path / "none.png"))
