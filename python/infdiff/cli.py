@@ -109,18 +109,6 @@ def _positive(name, value):
         raise ValueError(f"{name} must be >= 1, got {value}")
 
 
-def _one_noise(sampler, resolutions, overrides=None):
-    """`sampler`, drawing several resolutions from one noise per seed (`one_noise_grid`)."""
-    from .sample import one_noise_grid
-
-    grid = one_noise_grid(sampler.cfg, resolutions, overrides)
-    if not grid:
-        return sampler
-    print(f"one noise per seed, drawn on {grid} x {grid}: sample i is the same function at "
-          f"{' / '.join(map(str, sorted(set(resolutions))))} px (--set diffusion.noise_grid=0: independent draws)")
-    return sampler.with_settings({"diffusion.noise_grid": grid})
-
-
 def cmd_sample(args):
     from .images import save_grid, save_npz, save_resolution_rows
     from .sample import Sampler
@@ -130,8 +118,8 @@ def cmd_sample(args):
     for res in args.resolution:
         _positive("--resolution", res)
     overrides = dict(parse_override(o) for o in args.set or [])
-    sampler = _one_noise(Sampler.from_checkpoint(args.ckpt, args.device, overrides=overrides), args.resolution,
-                         overrides)
+    sampler = Sampler.from_checkpoint(args.ckpt, args.device, overrides=overrides).with_one_noise(
+        args.resolution, overrides)
     os.makedirs(args.out, exist_ok=True)
     arrays = {}
     for res in args.resolution:
@@ -191,7 +179,7 @@ def cmd_demo(args):
     start = time.time()
     trainer = train(cfg)
     # on the training device: the EMA model stays where it was trained
-    sampler = _one_noise(trainer.sampler(), args.resolution)
+    sampler = trainer.sampler().with_one_noise(args.resolution)
     print(f"trained {trainer.step} steps in {(time.time() - start) / 60:.1f} min")
     # no metrics when the budget ended before the first logged step
     has_metrics = os.path.exists(trainer.metrics_path)

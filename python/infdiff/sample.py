@@ -86,6 +86,16 @@ class Sampler:
         cfg = sampling_config(self.cfg.to_dict(), overrides)
         return Sampler(self.model, build_diffusion(cfg), cfg, self.latent)
 
+    def with_one_noise(self, resolutions, overrides=None, log=print):
+        """This sampler drawing `resolutions` from one noise per seed (`one_noise_grid`: sample i
+        is one function at every R), saying so through `log`; itself when that does not apply."""
+        grid = one_noise_grid(self.cfg, resolutions, overrides)
+        if not grid:
+            return self
+        log(f"one noise per seed, drawn on {grid} x {grid}: sample i is the same function at "
+            f"{' / '.join(map(str, sorted(set(resolutions))))} px (--set diffusion.noise_grid=0: independent draws)")
+        return self.with_settings({"diffusion.noise_grid": grid})
+
     @property
     def train_resolution(self):
         return self.cfg.data.resolution

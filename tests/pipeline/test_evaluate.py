@@ -357,17 +357,26 @@ def test_evaluate_checkpoint_tiny_end_to_end(tiny_ckpt, tmp_path):
     assert {"metrics.png", "spectrum_16px.png", "samples_32px.png", "data_32px.png"} <= set(links)
     for link in links:  # only files of the folder
         assert os.path.basename(link) == link and os.path.isfile(os.path.join(out, link))
-    assert "same_function_rel_l2" not in res["native"]["32"]  # noise drawn per resolution: no pairing
+    # several resolutions: one noise per seed on the finest grid, so each sample is paired with its coarsest self
+    assert res["noise_grid"] == 32 and "one noise per seed, drawn on 32 x 32" in table
+    assert math.isfinite(res["native"]["32"]["same_function_rel_l2"])
 
 
-def test_evaluate_checkpoint_noise_grid_pairs_the_resolutions(tiny_ckpt, tmp_path):
-    """--set diffusion.noise_grid=32: sample i at 16 and 32 px is one function, so the 32 px one
-    restricted to 16 px is near the 16 px one; noise drawn per resolution pairs nothing."""
+def test_evaluate_checkpoint_pairs_the_resolutions_unless_told_otherwise(tiny_ckpt, tmp_path):
+    """By default (and with --set diffusion.noise_grid=32) sample i at 16 and 32 px is one function,
+    so the 32 px one restricted to 16 px is near the 16 px one; --set diffusion.noise_grid=0 draws
+    each resolution apart and pairs nothing."""
     lines = []
     paired = run.evaluate_checkpoint(tiny_ckpt, [16, 32], 6, steps=4, out_dir=str(tmp_path / "paired"),
-                                     log=lines.append, overrides={"diffusion.noise_grid": 32})
+                                     log=lines.append)
     assert "16" in paired["native"] and "same_function_rel_l2" not in paired["native"]["16"]
     assert "same function" in "\n".join(map(str, lines))
+    told = run.evaluate_checkpoint(tiny_ckpt, [16, 32], 6, steps=4, out_dir=str(tmp_path / "told"),
+                                   log=lambda *_: None, overrides={"diffusion.noise_grid": 32})
+    assert told["native"]["32"]["same_function_rel_l2"] == paired["native"]["32"]["same_function_rel_l2"]
+    apart = run.evaluate_checkpoint(tiny_ckpt, [16, 32], 6, steps=4, out_dir=str(tmp_path / "apart"),
+                                    log=lambda *_: None, overrides={"diffusion.noise_grid": 0})
+    assert apart["noise_grid"] == 0 and "same_function_rel_l2" not in apart["native"]["32"]
     # the unpaired figure: two independent draws of the model's law (here 1.23 against 0.52 paired:
     # the tiny model, 4 steps, is far from one function per seed, yet the pairing halves the gap)
     samples = {}

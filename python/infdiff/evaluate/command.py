@@ -21,7 +21,9 @@ def register(subparsers):
                    help="feature CNN weights folder (default: $INFDIFF_CACHE, else ~/.cache/infdiff)")
     p.add_argument("--set", action="append", metavar="diffusion.FIELD=VALUE",
                    help="sample with another setting than the checkpoint's: diffusion.wiener_nsr, diffusion.noise, "
-                        "diffusion.sampler, diffusion.sample_steps, function_space.sampler or function_space.sample_steps")
+                        "diffusion.noise_grid (default with several resolutions: the finest, one function per seed; "
+                        "0: each resolution drawn apart), diffusion.sampler, diffusion.sample_steps, "
+                        "function_space.sampler or function_space.sample_steps")
     p.add_argument("--device", choices=DEVICE_NAMES, default="auto",
                    help="where the model samples (default auto: CUDA when torch sees a GPU); the metrics run on the CPU")
     p.set_defaults(func=cmd_eval)

@@ -281,6 +281,8 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     sampler = Sampler.from_checkpoint(ckpt_path, device, overrides=overrides)
     cfg = sampler.cfg
     resolutions = resolutions_to_evaluate(cfg, resolutions)
+    sampler = sampler.with_one_noise(resolutions, overrides, log=log)
+    cfg = sampler.cfg
     # the sparse kernels need that many pixels; the fno family has no such bound
     small = [] if is_function_space(cfg) else [r for r in resolutions if r < cfg.model.kernel_size]
     if small:
@@ -303,5 +305,5 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     if is_function_space(cfg):  # the diffusion section's Wiener ratio and noise do not apply
         meta["noise"] = cfg.function_space.noise
     else:
-        meta.update(wiener_nsr=cfg.diffusion.wiener_nsr, noise=cfg.diffusion.noise)
+        meta.update(wiener_nsr=cfg.diffusion.wiener_nsr, noise=cfg.diffusion.noise, noise_grid=cfg.diffusion.noise_grid)
     return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
