@@ -353,8 +353,14 @@ def test_evaluate_checkpoint_tiny_end_to_end(tiny_ckpt, tmp_path):
         saved = json.load(fh)
     assert saved["native"]["32"]["swd"] == res["native"]["32"]["swd"] and saved["n"] == {"16": 6, "32": 6}
     with open(os.path.join(out, "report.md")) as fh:
-        links = _links(fh.read())
+        text = fh.read()
+    links = _links(text)
     assert {"metrics.png", "spectrum_16px.png", "samples_32px.png", "data_32px.png"} <= set(links)
+    # the report names every setting the draw depends on, as the checkpoint's config sets them
+    sampling = load_config(TINY).diffusion
+    assert saved["fine_grid"] == sampling.fine_grid and f"- finer grids: `{sampling.fine_grid}`" in text
+    assert f"- Wiener nsr: `{sampling.wiener_nsr}`" in text and "- noise grid (0: each resolution drawn apart): `32`" in text
+    assert (f"- DDPM step variance: `{sampling.ddpm_variance}`" in text) == (sampling.sampler == "ddpm")
     for link in links:  # only files of the folder
         assert os.path.basename(link) == link and os.path.isfile(os.path.join(out, link))
     # several resolutions: one noise per seed on the finest grid, so each sample is paired with its coarsest self
@@ -375,8 +381,11 @@ def test_evaluate_checkpoint_pairs_the_resolutions_unless_told_otherwise(tiny_ck
                                    log=lambda *_: None, overrides={"diffusion.noise_grid": 32})
     assert told["native"]["32"]["same_function_rel_l2"] == paired["native"]["32"]["same_function_rel_l2"]
     apart = run.evaluate_checkpoint(tiny_ckpt, [16, 32], 6, steps=4, out_dir=str(tmp_path / "apart"),
-                                    log=lambda *_: None, overrides={"diffusion.noise_grid": 0})
+                                    log=lambda *_: None, overrides={"diffusion.noise_grid": 0, "diffusion.sampler": "ddpm",
+                                                                    "diffusion.ddpm_variance": "analytic"})
     assert apart["noise_grid"] == 0 and "same_function_rel_l2" not in apart["native"]["32"]
+    assert apart["sampler"] == "ddpm" and apart["ddpm_variance"] == "analytic"
+    assert apart["overrides"]["diffusion.ddpm_variance"] == "analytic"
     # the unpaired figure: two independent draws of the model's law (here 1.23 against 0.52 paired:
     # the tiny model, 4 steps, is far from one function per seed, yet the pairing halves the gap)
     samples = {}

@@ -262,8 +262,10 @@ def plot_microstructure(results, path):
 def _fmt_meta(results):
     keys = [("checkpoint", "checkpoint"), ("dataset", "dataset"), ("train_resolution", "training resolution (px)"),
             ("n", "samples per resolution"), ("n_reference", "test images compared"), ("steps", "sampler steps"),
-            ("family", "model family"), ("sampler", "sampler"), ("noise", "forward noise"), ("seed", "seed"), ("sampling_seconds", "sampling time (s)"),
-            ("seconds", "scoring time (s)")]
+            ("family", "model family"), ("sampler", "sampler"), ("ddpm_variance", "DDPM step variance"),
+            ("wiener_nsr", "Wiener nsr"), ("fine_grid", "finer grids"), ("noise", "forward noise"),
+            ("noise_grid", "noise grid (0: each resolution drawn apart)"), ("overrides", "settings other than the checkpoint's"),
+            ("seed", "seed"), ("sampling_seconds", "sampling time (s)"), ("seconds", "scoring time (s)")]
     return "\n".join(f"- {label}: `{results[k]}`" for k, label in keys if k in results)
 
 

@@ -305,5 +305,10 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     if is_function_space(cfg):  # the diffusion section's Wiener ratio and noise do not apply
         meta["noise"] = cfg.function_space.noise
     else:
-        meta.update(wiener_nsr=cfg.diffusion.wiener_nsr, noise=cfg.diffusion.noise, noise_grid=cfg.diffusion.noise_grid)
+        # every setting the draw depends on: a checkpoint samples with the config it was trained with,
+        # which may predate the preset's current sampler
+        d = cfg.diffusion
+        meta.update(wiener_nsr=d.wiener_nsr, noise=d.noise, noise_grid=d.noise_grid, fine_grid=d.fine_grid)
+        if d.sampler == "ddpm":
+            meta["ddpm_variance"] = d.ddpm_variance
     return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
