@@ -268,8 +268,9 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
                         cache_dir=None, log=print, overrides=None, device="auto"):
     """Sample n images at each resolution (None: 1x, 2x and 4x the training resolution) from the
     checkpoint's EMA model (DDIM/DDPM with `steps` steps, default the config's; generator
-    seeded with `seed` at each resolution), then `evaluate_samples` them into out_dir
-    (default: <checkpoint folder>/eval). overrides: sampling settings that differ from the
+    seeded with `seed` at each resolution; several resolutions are drawn from one noise per seed,
+    `Sampler.with_one_noise`, unless overrides set diffusion.noise_grid), then `evaluate_samples`
+    them into out_dir (default: <checkpoint folder>/eval). overrides: sampling settings that differ from the
     checkpoint's config (`infdiff.sample.SAMPLING_FIELDS`). device: where the model samples
     ("auto": CUDA when present); the metrics run on the CPU. Returns the results."""
     from ..family import is_function_space, sample_defaults
