@@ -9,6 +9,7 @@ import math
 import os
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -366,6 +367,16 @@ def test_evaluate_checkpoint_tiny_end_to_end(tiny_ckpt, tmp_path):
     # several resolutions: one noise per seed on the finest grid, so each sample is paired with its coarsest self
     assert res["noise_grid"] == 32 and "one noise per seed, drawn on 32 x 32" in table
     assert math.isfinite(res["native"]["32"]["same_function_rel_l2"])
+    # the samples it scored are kept: re-scoring them gives the same figures
+    assert saved["samples_file"] == "samples.npz" and "- samples scored (float32 in [-1, 1]): `samples.npz`" in text
+    with np.load(os.path.join(out, "samples.npz")) as kept:
+        assert sorted(kept.files) == ["samples_16px", "samples_32px"] and kept["samples_32px"].shape == (6, 1, 32, 32)
+        cfg = load_config(TINY)  # as evaluate_checkpoint drew them: one noise on the finest grid
+        cfg = dataclasses.replace(cfg, diffusion=dataclasses.replace(cfg.diffusion, noise_grid=32))
+        again = run.evaluate_samples({r: torch.from_numpy(kept[f"samples_{r}px"]) for r in (16, 32)}, cfg,
+                                     str(tmp_path / "again"), log=lambda *_: None)
+    assert again["native"]["32"]["swd"] == res["native"]["32"]["swd"]
+    assert again["native"]["32"]["same_function_rel_l2"] == res["native"]["32"]["same_function_rel_l2"]
 
 
 def test_evaluate_checkpoint_pairs_the_resolutions_unless_told_otherwise(tiny_ckpt, tmp_path):

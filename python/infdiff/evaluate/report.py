@@ -265,7 +265,7 @@ def _fmt_meta(results):
             ("family", "model family"), ("sampler", "sampler"), ("ddpm_variance", "DDPM step variance"),
             ("wiener_nsr", "Wiener nsr"), ("fine_grid", "finer grids"), ("noise", "forward noise"),
             ("noise_grid", "noise grid (0: each resolution drawn apart)"), ("overrides", "settings other than the checkpoint's"),
-            ("seed", "seed"), ("sampling_seconds", "sampling time (s)"), ("seconds", "scoring time (s)")]
+            ("seed", "seed"), ("samples_file", "samples scored (float32 in [-1, 1])"), ("sampling_seconds", "sampling time (s)"), ("seconds", "scoring time (s)")]
     return "\n".join(f"- {label}: `{results[k]}`" for k, label in keys if k in results)
 
 

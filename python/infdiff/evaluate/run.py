@@ -10,7 +10,8 @@ checkpoint's dataset:
 
 FD, KID and the classifier scores need the feature CNN, which sees 28 px images, so they are
 train-res only, and only for labelled datasets (MNIST, Fashion-MNIST). GRF datasets are
-compared with their known law as well. Results go to `out_dir` (eval.json, report.md, PNGs)."""
+compared with their known law as well. Results go to `out_dir` (eval.json, report.md, PNGs;
+`evaluate_checkpoint` also keeps the samples it drew, samples.npz)."""
 import dataclasses
 import os
 import time
@@ -19,9 +20,11 @@ import torch
 
 from ..config import GRF_DATASETS
 from ..family import is_function_space
+from ..images import save_npz
 from . import features, grf, metrics, microstructure, report
 
 DEFAULT_BATCH = 64
+SAMPLES_FILE = "samples.npz"  # the raw samples evaluate_checkpoint scored, one float32 array per R
 
 
 def _reference(cfg, n, seed):
@@ -295,14 +298,18 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     if cfg.data.name in features.LABELLED:
         features.load_classifier(cfg.data.name, cache_dir, cfg.data.path, log=log)
     samples, timing = {}, {}
+    os.makedirs(out_dir, exist_ok=True)
     for res in resolutions:
         t = time.time()
         samples[res] = sampler.sample(n, res, steps=steps, generator=sampler.generator(seed), batch=batch)
         timing[str(res)] = round(time.time() - t, 1)
-        log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s")
+        # rewritten after each resolution: an evaluation stopped at 4x keeps the samples already drawn
+        save_npz(samples, os.path.join(out_dir, SAMPLES_FILE))
+        log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s (saved to {SAMPLES_FILE})")
     default_steps, default_sampler = sample_defaults(cfg)
     meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or default_steps, "family": cfg.model.family,
-            "sampler": default_sampler, "overrides": dict(overrides or {}), "sampling_seconds": timing}
+            "sampler": default_sampler, "overrides": dict(overrides or {}), "sampling_seconds": timing,
+            "samples_file": SAMPLES_FILE}
     if is_function_space(cfg):  # the diffusion section's Wiener ratio and noise do not apply
         meta["noise"] = cfg.function_space.noise
     else:
