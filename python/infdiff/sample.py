@@ -15,7 +15,7 @@ import torch
 from . import guided
 from .autoencoder import encode_images, is_autoencoder, latent_diffusion, load_latent
 from .checkpoint import load_checkpoint
-from .config import from_dict
+from .config import from_dict, load_config, preset_names
 from .device import resolve_device
 from .family import build_diffusion, is_function_space, sample_defaults, samplers
 from .model import build_model
@@ -36,6 +36,45 @@ def sampling_config(values, overrides=None):
         section, name = key.split(".")
         values = {**values, section: {**values.get(section, {}), name: value}}
     return from_dict(values)
+
+
+def preset_sampling_changes(cfg, overrides=None):
+    """The packaged preset a checkpoint was trained as, and how its sampling settings now differ:
+    (name, {field: (checkpoint's value, preset's value)}) when cfg's data, model and every
+    non-sampling diffusion and function_space field equal exactly one preset's (train fields may
+    differ: budgets, folders) and a SAMPLING_FIELDS value other than those in `overrides`
+    differs; else None. A checkpoint samples with the config it was trained with, which may
+    predate its preset's current sampler."""
+    def split(config):
+        values = config.to_dict()
+        sampling = {key: values[key.split(".")[0]][key.split(".")[1]] for key in SAMPLING_FIELDS}
+        trained = {section: {k: v for k, v in values[section].items() if f"{section}.{k}" not in SAMPLING_FIELDS}
+                   for section in ("data", "model", "diffusion", "function_space")}
+        return trained, sampling
+
+    trained, sampling = split(cfg)
+    matches = []
+    for name in preset_names():
+        preset_trained, preset_sampling = split(load_config(name))
+        if preset_trained == trained:
+            matches.append((name, preset_sampling))
+    if len(matches) != 1:
+        return None
+    name, preset_sampling = matches[0]
+    changes = {key: (sampling[key], preset_sampling[key]) for key in SAMPLING_FIELDS
+               if key not in (overrides or {}) and sampling[key] != preset_sampling[key]}
+    return (name, changes) if changes else None
+
+
+def note_preset_sampling_changes(cfg, overrides=None, log=print):
+    """Say through `log` which sampling settings of a checkpoint trained as a packaged preset differ
+    from the preset's current ones (`preset_sampling_changes`), and the --set that samples as it does."""
+    found = preset_sampling_changes(cfg, overrides)
+    if found:
+        name, changes = found
+        log(f"note: trained as preset {name!r} (the same data, model and diffusion), but samples with its own "
+            f"settings: {', '.join(f'{k} {old} (the preset now: {new})' for k, (old, new) in changes.items())}; "
+            f"to sample as the preset does: {' '.join(f'--set {k}={new}' for k, (_, new) in changes.items())}")
 
 
 def one_noise_grid(cfg, resolutions, overrides=None):
@@ -65,12 +104,15 @@ class Sampler:
         self.latent = None if latent is None else latent.to(device=self.device, dtype=self.dtype).eval()
 
     @classmethod
-    def from_checkpoint(cls, ckpt_path, device="auto", overrides=None):
+    def from_checkpoint(cls, ckpt_path, device="auto", overrides=None, log=print):
         """The EMA model of a training checkpoint on `device` ("auto": CUDA when present).
-        overrides: sampling settings other than the checkpoint's (see `sampling_config`)."""
+        overrides: sampling settings other than the checkpoint's (see `sampling_config`). Says
+        through `log` when a checkpoint trained as a packaged preset samples otherwise than the
+        preset now does (`note_preset_sampling_changes`)."""
         device = resolve_device(device)
         state = load_checkpoint(ckpt_path, map_location="cpu")
         cfg = sampling_config(state["config"], overrides)
+        note_preset_sampling_changes(cfg, overrides, log)
         model = build_model(cfg)
         model.load_state_dict(state["ema"])
         latent = None

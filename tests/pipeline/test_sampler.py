@@ -6,9 +6,9 @@ import torch
 
 from infdiff import sample as sample_module
 from infdiff.cli import build_parser, main
-from infdiff.config import ConfigError, from_dict
+from infdiff.config import ConfigError, from_dict, load_config
 from infdiff.diffusion import MollifiedDiffusion
-from infdiff.sample import Sampler
+from infdiff.sample import Sampler, preset_sampling_changes
 from infdiff.train import Trainer
 
 
@@ -210,3 +210,32 @@ def test_resolution_rows_repeat_each_grids_pixels(tmp_path):
         np.testing.assert_allclose(bottom, fine[i, 0].numpy(), atol=1 / 127.5)  # uint8 rounding
     with pytest.raises(ValueError, match="samples"):
         save_resolution_rows({}, str(tmp_path / "none.png"))
+
+
+def test_a_preset_checkpoint_says_when_it_samples_otherwise_than_the_preset(tmp_path):
+    """A checkpoint samples with the config it was trained with; when that is a packaged preset whose
+    sampling settings have changed since, loading it says which, and the --set that samples as the
+    preset does. The user's own --set, another model, or the preset's own settings: no note."""
+    base = load_config("tiny")
+    steps, nsr = base.diffusion.sample_steps, base.diffusion.wiener_nsr
+    assert preset_sampling_changes(base) is None
+    older = {"diffusion.sample_steps": steps + 7, "diffusion.wiener_nsr": 2 * nsr}
+    assert preset_sampling_changes(load_config("tiny", older)) == (
+        "tiny", {"diffusion.sample_steps": (steps + 7, steps), "diffusion.wiener_nsr": (2 * nsr, nsr)})
+    # a training budget or folder of its own is still the preset; another model is not
+    assert preset_sampling_changes(load_config("tiny", {**older, "train.steps": 3}))[0] == "tiny"
+    assert preset_sampling_changes(load_config("tiny", {**older, "model.channels": 2 * base.model.channels})) is None
+    # what --set chooses is the user's
+    assert preset_sampling_changes(load_config("tiny", older), {"diffusion.wiener_nsr": 2 * nsr}) == (
+        "tiny", {"diffusion.sample_steps": (steps + 7, steps)})
+    trainer = Trainer(load_config("tiny", {**older, "train.out_dir": str(tmp_path)}), quiet=True)
+    trainer.fit(stop_at=1)
+    lines = []
+    Sampler.from_checkpoint(trainer.ckpt_path, "cpu", log=lines.append)
+    assert len(lines) == 1 and "trained as preset 'tiny'" in lines[0], lines
+    assert f"diffusion.sample_steps {steps + 7} (the preset now: {steps})" in lines[0]
+    assert f"--set diffusion.wiener_nsr={nsr} --set diffusion.sample_steps={steps}" in lines[0]
+    lines = []
+    Sampler.from_checkpoint(trainer.ckpt_path, "cpu", overrides={"diffusion.sample_steps": steps,
+                                                                 "diffusion.wiener_nsr": nsr}, log=lines.append)
+    assert lines == []

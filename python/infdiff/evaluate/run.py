@@ -282,7 +282,7 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
     check_arguments(n, resolutions, steps, batch)
     if not os.path.isfile(ckpt_path):
         raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {ckpt_path}")
-    sampler = Sampler.from_checkpoint(ckpt_path, device, overrides=overrides)
+    sampler = Sampler.from_checkpoint(ckpt_path, device, overrides=overrides, log=log)
     cfg = sampler.cfg
     resolutions = resolutions_to_evaluate(cfg, resolutions)
     sampler = sampler.with_one_noise(resolutions, overrides, log=log)
