@@ -314,6 +314,17 @@ def test_evaluate_samples_mixture_pairs_components_across_resolutions(tmp_path):
     # no label changes: the paired weights are the 32 px ones, so the two figures agree
     assert native["law_spectrum_err_resolved_paired"] == pytest.approx(native["law_spectrum_err_resolved"], rel=1e-9)
     assert "law_spectrum_err_resolved_paired" not in res["native"]["16"]
+    # one function replaced by another draw: the median keeps the others' ~0, the max is that one's
+    # distance and the mean its 24th
+    other, _ = grf.law_draws(cfg.data, 1, 32, seed=5)
+    moved = fine.clone()
+    moved[3] = other[0]
+    coarse = m @ fine @ m.T
+    native = run.evaluate_samples({16: coarse, 32: moved}, cfg, str(tmp_path / "moved"), log=lambda *a: None)["native"]["32"]
+    apart = float(metrics.same_function_difference(moved[3:4], coarse[3:4], "periodic")[0])
+    assert apart > 0.5 and native["same_function_rel_l2_median"] < 1e-5
+    assert native["same_function_rel_l2_max"] == pytest.approx(apart, rel=1e-6)
+    assert native["same_function_rel_l2"] == pytest.approx(apart / 24, rel=1e-3)
 
 
 def test_evaluate_samples_mnist_identical_to_data(cnn_cache, tmp_path):

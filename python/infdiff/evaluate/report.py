@@ -34,6 +34,8 @@ NATIVE_COLUMNS = [
     ("vf_w1", "VF W1", "{:.4f}"), ("vf_w1_data", "data VF W1", "{:.4f}"),
     ("vf_mean", "VF mean", "{:.3f}"), ("vf_mean_data", "data VF mean", "{:.3f}"),
     ("same_function_rel_l2", "same function, vs coarsest %", "{:.1f}", 100.0),
+    ("same_function_rel_l2_median", "same function, median %", "{:.1f}", 100.0),
+    ("same_function_rel_l2_max", "same function, max %", "{:.1f}", 100.0),
 ]
 # panels of metrics.png: (title, scale, keys drawn in it)
 PANELS = [

@@ -199,7 +199,9 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
             native = results["native"][str(res)]
             diff = metrics.same_function_difference(samples_by_resolution[res].float(),
                                                     samples_by_resolution[coarse].float(), cfg.diffusion.boundary)
-            native["same_function_rel_l2"] = float(diff.mean())
+            # the mean and its tail: a sampler can keep most functions and send a few elsewhere
+            native.update(same_function_rel_l2=float(diff.mean()), same_function_rel_l2_median=float(diff.median()),
+                          same_function_rel_l2_max=float(diff.max()))
             if is_mixture:
                 native["law_spectrum_err_resolved_paired"] = _resolved_error(sample_spectra[res], picks[coarse], cfg,
                                                                              res, resolved)
