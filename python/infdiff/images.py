@@ -2,6 +2,7 @@
 One home for the resampling the guidance, the CLI and the evaluation share, and for PNG/npz I/O."""
 import math
 import os
+import re
 
 import numpy as np
 import torch
@@ -42,12 +43,44 @@ def read_png(path, channels, resolution, what="--image"):
     return pixels[None, None] if pixels.dim() == 2 else pixels.permute(2, 0, 1)[None]
 
 
-def save_npz(arrays, path):
+def save_npz(arrays, path, noise_grid=None):
     """{resolution: samples (n, C, R, R)} as one .npz of float32 arrays `samples_<R>px`,
-    written atomically (a reader never sees half a file)."""
+    written atomically (a reader never sees half a file). noise_grid: the diffusion.noise_grid
+    they were drawn with (F > 0: sample i is one function at every R), kept as `noise_grid` so
+    a later scoring can pair them (`load_npz`); None writes no such field."""
+    extra = {} if noise_grid is None else {"noise_grid": np.int64(noise_grid)}
     with atomic_write(path) as fh:
-        np.savez(fh, **{f"samples_{r}px": x.float().cpu().numpy() for r, x in arrays.items()})
+        np.savez(fh, **{f"samples_{r}px": x.float().cpu().numpy() for r, x in arrays.items()}, **extra)
     return path
+
+
+def load_npz(path, what="samples file"):
+    """({resolution: samples (n, C, R, R) float32}, noise_grid or None) from a `save_npz` file.
+    Read without pickle, so a file cannot run code; anything else is a ValueError naming `what`."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} {path}: not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            fields = {k: npz[k] for k in npz.files}
+    except Exception as err:  # a zip, npy or pickle error: not a save_npz file
+        raise ValueError(f"{what} {path}: not a readable .npz ({type(err).__name__}: {err})") from None
+    arrays, noise_grid = {}, None
+    for key, value in fields.items():
+        match = re.fullmatch(r"samples_(\d+)px", key)
+        if match:
+            res = int(match.group(1))
+            if value.ndim != 4 or value.shape[-2:] != (res, res) or value.dtype.kind != "f":
+                raise ValueError(f"{what} {path}: {key} must be float (n, C, {res}, {res}), got {value.dtype} "
+                                 f"{value.shape}")
+            arrays[res] = torch.from_numpy(value.astype(np.float32))
+        elif key == "noise_grid" and value.shape == () and value.dtype.kind in "iu":
+            noise_grid = int(value)
+        else:
+            raise ValueError(f"{what} {path}: unexpected field {key!r} (a file of `infdiff eval` or "
+                             "`infdiff sample --format npz` holds samples_<R>px arrays and noise_grid)")
+    if not arrays:
+        raise ValueError(f"{what} {path}: no samples_<R>px arrays")
+    return arrays, noise_grid
 
 
 def save_grid(x, path, nrow=None):

@@ -30,7 +30,8 @@ def test_train_sample_demo_end_to_end(tmp_path, capsys):
     assert main(argv + ["--out", npz_dir]) == 0
     assert "one noise per seed" in capsys.readouterr().out
     with np.load(os.path.join(npz_dir, "samples.npz")) as arrays:
-        assert sorted(arrays.files) == ["samples_16px", "samples_32px"]
+        assert sorted(arrays.files) == ["noise_grid", "samples_16px", "samples_32px"]
+        assert int(arrays["noise_grid"]) == 32  # so `infdiff eval --samples` can pair them later
         assert arrays["samples_32px"].shape == (3, 1, 32, 32) and arrays["samples_32px"].dtype == np.float32
         assert np.isfinite(arrays["samples_16px"]).all() and np.abs(arrays["samples_16px"]).max() <= 1
         paired = {r: torch.from_numpy(arrays[f"samples_{r}px"]) for r in (16, 32)}

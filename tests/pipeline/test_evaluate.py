@@ -381,7 +381,8 @@ def test_evaluate_checkpoint_tiny_end_to_end(tiny_ckpt, tmp_path):
     # the samples it scored are kept: re-scoring them gives the same figures
     assert saved["samples_file"] == "samples.npz" and "- samples scored (float32 in [-1, 1]): `samples.npz`" in text
     with np.load(os.path.join(out, "samples.npz")) as kept:
-        assert sorted(kept.files) == ["samples_16px", "samples_32px"] and kept["samples_32px"].shape == (6, 1, 32, 32)
+        assert sorted(kept.files) == ["noise_grid", "samples_16px", "samples_32px"] and int(kept["noise_grid"]) == 32
+        assert kept["samples_32px"].shape == (6, 1, 32, 32)
         cfg = load_config(TINY)  # as evaluate_checkpoint drew them: one noise on the finest grid
         cfg = dataclasses.replace(cfg, diffusion=dataclasses.replace(cfg.diffusion, noise_grid=32))
         again = run.evaluate_samples({r: torch.from_numpy(kept[f"samples_{r}px"]) for r in (16, 32)}, cfg,
@@ -453,3 +454,49 @@ def test_eval_cli(tiny_ckpt, tmp_path, capsys):
     args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--n", "-3", "--out", out])
     with pytest.raises(ValueError, match="--n"):
         args.func(args)
+
+
+def test_kept_samples_of_several_evaluations_score_as_one_set(tiny_ckpt, tmp_path, capsys):
+    """`infdiff eval --samples a/samples.npz b/samples.npz` scores the union of two evaluations'
+    kept samples (e.g. two seeds): still paired across resolutions, so the same-function mean is
+    the two files' pooled mean and the maximum the larger one; bad files are refused by name."""
+    parts = [run.evaluate_checkpoint(tiny_ckpt, [16, 32], 4, steps=2, seed=k, out_dir=str(tmp_path / f"s{k}"),
+                                     log=lambda *_: None) for k in (0, 1)]
+    files = [str(tmp_path / f"s{k}" / "samples.npz") for k in (0, 1)]
+    parser = argparse.ArgumentParser(prog="infdiff")
+    register(parser.add_subparsers(dest="command", required=True))
+    out = str(tmp_path / "pooled")
+    args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--samples", *files, "--out", out])
+    assert args.func(args) == 0
+    with open(os.path.join(out, "eval.json")) as fh:
+        pooled = json.load(fh)
+    assert pooled["n"] == {"16": 8, "32": 8} and pooled["noise_grid"] == 32 and len(pooled["samples_from"]) == 2
+    means = [p["native"]["32"]["same_function_rel_l2"] for p in parts]
+    assert pooled["native"]["32"]["same_function_rel_l2"] == pytest.approx(sum(means) / 2, rel=1e-6)
+    assert pooled["native"]["32"]["same_function_rel_l2_max"] == max(p["native"]["32"]["same_function_rel_l2_max"]
+                                                                      for p in parts)
+    # what the files fix cannot be asked for again
+    args = parser.parse_args(["eval", "--ckpt", tiny_ckpt, "--samples", files[0], "--n", "3", "--out", out])
+    with pytest.raises(ValueError, match="--n: not with --samples"):
+        args.func(args)
+    # files without a common noise grid (here: none recorded) are scored unpaired, and say so
+    bare = str(tmp_path / "bare.npz")
+    with np.load(files[0]) as kept:
+        np.savez(bare, samples_16px=kept["samples_16px"], samples_32px=kept["samples_32px"])
+    lines = []
+    res = run.evaluate_kept_samples(tiny_ckpt, [bare, files[1]], out_dir=out, log=lines.append)
+    assert "same_function_rel_l2" not in res["native"]["32"] and "not paired" in "\n".join(map(str, lines))
+    # refused, naming the file: other resolutions, not an npz, a pickled object, missing
+    only16 = str(tmp_path / "only16.npz")
+    with np.load(files[0]) as kept:
+        np.savez(only16, samples_16px=kept["samples_16px"], noise_grid=np.int64(32))
+    with pytest.raises(ValueError, match=r"only16.npz: resolutions \[16\]"):
+        run.evaluate_kept_samples(tiny_ckpt, [files[0], only16], out_dir=out)
+    text = tmp_path / "text.npz"
+    text.write_text("not a zip")
+    pickled = str(tmp_path / "pickled.npz")
+    np.savez(pickled, samples_16px=np.array([{"a": 1}], dtype=object))
+    for bad, match in ((str(text), "not a readable .npz"), (pickled, "not a readable .npz"),
+                       (str(tmp_path / "missing.npz"), "not found")):
+        with pytest.raises(ValueError, match=match):
+            run.evaluate_kept_samples(tiny_ckpt, [bad], out_dir=out)

@@ -1,7 +1,10 @@
 """The `infdiff eval` command: `register(subparsers)` adds it to an argparse parser, whose
-`func` (`cmd_eval`) runs `evaluate_checkpoint` and returns 0."""
+`func` (`cmd_eval`) runs `evaluate_checkpoint` (or, given --samples, `evaluate_kept_samples`)
+and returns 0."""
 from ..device import DEVICE_NAMES
-from .run import DEFAULT_BATCH, evaluate_checkpoint
+from .run import DEFAULT_BATCH, SAMPLES_FILE, evaluate_checkpoint, evaluate_kept_samples
+
+DEFAULT_N = 1000
 
 HELP = "score samples at several resolutions against held-out data (FD, KID, classifier, spectrum, patch SWD)"
 
@@ -12,7 +15,7 @@ def register(subparsers):
     p.add_argument("--ckpt", required=True, help="training checkpoint (its config names the dataset)")
     p.add_argument("--resolution", type=int, nargs="+", default=None,
                    help="resolutions to sample at (default: 1x, 2x and 4x the training resolution)")
-    p.add_argument("--n", type=int, default=1000, help="samples per resolution (and test images compared)")
+    p.add_argument("--n", type=int, default=None, help=f"samples per resolution (and test images compared; default {DEFAULT_N})")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the config's sample_steps)")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the test subset, KID subsets and SWD")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="samples drawn per sampler call")
@@ -24,6 +27,9 @@ def register(subparsers):
                         "diffusion.noise_grid (default with several resolutions: the finest, one function per seed; "
                         "0: each resolution drawn apart), diffusion.sampler, diffusion.sample_steps, "
                         "function_space.sampler or function_space.sample_steps")
+    p.add_argument("--samples", nargs="+", default=None, metavar="NPZ",
+                   help=f"score these kept samples as one set instead of sampling: {SAMPLES_FILE} files of earlier "
+                        "evaluations (e.g. one per seed) or of `infdiff sample --format npz`, all at the same resolutions")
     p.add_argument("--device", choices=DEVICE_NAMES, default="auto",
                    help="where the model samples (default auto: CUDA when torch sees a GPU); the metrics run on the CPU")
     p.set_defaults(func=cmd_eval)
@@ -34,7 +40,15 @@ def cmd_eval(args):
     from ..config import parse_override
 
     overrides = dict(parse_override(o) for o in args.set or [])
-    evaluate_checkpoint(args.ckpt, args.resolution, args.n, steps=args.steps, seed=args.seed, out_dir=args.out,
-                        batch=args.batch, cache_dir=args.cache_dir, overrides=overrides,
-                        device=args.device)
+    if args.samples:
+        given = [name for name, value in (("--resolution", args.resolution), ("--n", args.n), ("--steps", args.steps))
+                 if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: not with --samples, whose files fix the resolutions and samples")
+        evaluate_kept_samples(args.ckpt, args.samples, seed=args.seed, out_dir=args.out, cache_dir=args.cache_dir,
+                              overrides=overrides)
+        return 0
+    evaluate_checkpoint(args.ckpt, args.resolution, DEFAULT_N if args.n is None else args.n, steps=args.steps,
+                        seed=args.seed, out_dir=args.out, batch=args.batch, cache_dir=args.cache_dir,
+                        overrides=overrides, device=args.device)
     return 0

@@ -20,7 +20,7 @@ import torch
 
 from ..config import GRF_DATASETS
 from ..family import is_function_space
-from ..images import save_npz
+from ..images import load_npz, save_npz
 from . import features, grf, metrics, microstructure, report
 
 DEFAULT_BATCH = 64
@@ -184,7 +184,7 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
         results["native"][key] = native
         results["spectra"][key] = {mode: {k: metrics.summary(v) for k, v in spec.items()}
                                    for mode, spec in (("train_res", spec_train), ("native", spec_native))}
-    noise_grid = 0 if is_function_space(cfg) else cfg.diffusion.noise_grid
+    noise_grid = _noise_grid(cfg)
     if noise_grid and len(resolutions) > 1:
         coarse = resolutions[0]
         notes.append(f"diffusion.noise_grid {noise_grid}: every resolution's noise is one draw on {noise_grid} x "
@@ -306,7 +306,7 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         samples[res] = sampler.sample(n, res, steps=steps, generator=sampler.generator(seed), batch=batch)
         timing[str(res)] = round(time.time() - t, 1)
         # rewritten after each resolution: an evaluation stopped at 4x keeps the samples already drawn
-        save_npz(samples, os.path.join(out_dir, SAMPLES_FILE))
+        save_npz(samples, os.path.join(out_dir, SAMPLES_FILE), noise_grid=_noise_grid(cfg))
         log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s (saved to {SAMPLES_FILE})")
     default_steps, default_sampler = sample_defaults(cfg)
     meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or default_steps, "family": cfg.model.family,
@@ -321,4 +321,55 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         meta.update(wiener_nsr=d.wiener_nsr, noise=d.noise, noise_grid=d.noise_grid, fine_grid=d.fine_grid)
         if d.sampler == "ddpm":
             meta["ddpm_variance"] = d.ddpm_variance
+    return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
+
+
+def _noise_grid(cfg):
+    """The grid every noise was drawn on (sample i one function at every R), 0 for none: the fno
+    family draws its own noise."""
+    return 0 if is_function_space(cfg) else cfg.diffusion.noise_grid
+
+
+def evaluate_kept_samples(ckpt_path, sample_files, seed=0, out_dir=None, cache_dir=None, log=print, overrides=None):
+    """Score the samples of several `samples.npz` files (from `infdiff eval` or `infdiff sample
+    --format npz`, e.g. one per seed, drawn on several machines) as one set with
+    `evaluate_samples`; the checkpoint gives the config. Every file must hold the same
+    resolutions. They are paired across resolutions (the same-function figures) when every file
+    was drawn with the same diffusion.noise_grid > 0, or as overrides {"diffusion.noise_grid": F}
+    says. out_dir defaults to <checkpoint folder>/eval. Returns the results."""
+    from ..checkpoint import load_checkpoint
+    from ..sample import sampling_config
+
+    if not sample_files:
+        raise ValueError("sample_files (--samples): give at least one samples.npz")
+    if not os.path.isfile(ckpt_path):
+        raise ValueError(f"ckpt_path (--ckpt): checkpoint not found: {ckpt_path}")
+    cfg = sampling_config(load_checkpoint(ckpt_path, map_location="cpu")["config"], overrides)
+    kept = [load_npz(path, "--samples file") for path in sample_files]
+    resolutions = sorted(kept[0][0])
+    for path, (arrays, _) in zip(sample_files, kept):
+        if sorted(arrays) != resolutions:
+            raise ValueError(f"--samples file {path}: resolutions {sorted(arrays)}, but {sample_files[0]} holds "
+                             f"{resolutions}; every file must hold the same")
+    grids = {grid for _, grid in kept}
+    if "diffusion.noise_grid" in (overrides or {}) or is_function_space(cfg):
+        grid = _noise_grid(cfg)
+    else:
+        grid = grids.pop() if len(grids) == 1 and None not in grids else 0
+        if not grid and len(resolutions) > 1:
+            log("--samples: the files were not all drawn on one diffusion.noise_grid, so their resolutions are not "
+                "paired (no same-function figures); --set diffusion.noise_grid=F pairs them")
+        cfg = dataclasses.replace(cfg, diffusion=dataclasses.replace(cfg.diffusion, noise_grid=grid))
+    if grid:
+        for path, (arrays, _) in zip(sample_files, kept):
+            counts = {r: x.shape[0] for r, x in arrays.items()}
+            if len(set(counts.values())) > 1:
+                raise ValueError(f"--samples file {path}: {counts} samples per resolution; paired samples (noise_grid "
+                                 f"{grid}) need as many at each")
+    samples = {r: torch.cat([arrays[r] for arrays, _ in kept]) for r in resolutions}
+    meta = {"checkpoint": os.path.abspath(ckpt_path), "family": cfg.model.family,
+            "samples_from": [os.path.abspath(p) for p in sample_files], "overrides": dict(overrides or {})}
+    if not is_function_space(cfg):
+        meta["noise_grid"] = cfg.diffusion.noise_grid
+    out_dir = out_dir or os.path.join(os.path.dirname(os.path.abspath(ckpt_path)), "eval")
     return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
