@@ -110,7 +110,7 @@ def _positive(name, value):
 
 
 def cmd_sample(args):
-    from .family import is_function_space
+    from .family import noise_grid
     from .images import save_grid, save_npz, save_resolution_rows
     from .sample import Sampler
 
@@ -129,8 +129,7 @@ def cmd_sample(args):
         if args.format == "png":
             print(save_grid(arrays[res], os.path.join(args.out, f"samples_{res}px.png")))
     if args.format == "npz":
-        grid = 0 if is_function_space(sampler.cfg) else sampler.cfg.diffusion.noise_grid
-        print(save_npz(arrays, os.path.join(args.out, "samples.npz"), noise_grid=grid))
+        print(save_npz(arrays, os.path.join(args.out, "samples.npz"), noise_grid=noise_grid(sampler.cfg)))
     elif len(arrays) > 1:
         print(save_resolution_rows(arrays, os.path.join(args.out, "samples_by_resolution.png")))
 

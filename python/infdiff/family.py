@@ -47,4 +47,10 @@ def sample_defaults(cfg):
     return cfg.diffusion.sample_steps, cfg.diffusion.sampler
 
 
-__all__ = ["build_diffusion", "is_function_space", "sample_defaults", "samplers", "training_loss"]
+def noise_grid(cfg):
+    """The grid F every sampling noise is drawn on (diffusion.noise_grid: sample i is one function at
+    every R), 0 for none; always 0 for the fno family, which draws its own noise."""
+    return 0 if is_function_space(cfg) else cfg.diffusion.noise_grid
+
+
+__all__ = ["build_diffusion", "is_function_space", "noise_grid", "sample_defaults", "samplers", "training_loss"]

@@ -19,7 +19,7 @@ import time
 import torch
 
 from ..config import GRF_DATASETS
-from ..family import is_function_space
+from ..family import is_function_space, noise_grid
 from ..images import load_npz, save_npz
 from . import features, grf, metrics, microstructure, report
 
@@ -184,11 +184,11 @@ def evaluate_samples(samples_by_resolution, cfg, out_dir, seed=0, cache_dir=None
         results["native"][key] = native
         results["spectra"][key] = {mode: {k: metrics.summary(v) for k, v in spec.items()}
                                    for mode, spec in (("train_res", spec_train), ("native", spec_native))}
-    noise_grid = _noise_grid(cfg)
-    if noise_grid and len(resolutions) > 1:
+    grid = noise_grid(cfg)
+    if grid and len(resolutions) > 1:
         coarse = resolutions[0]
-        notes.append(f"diffusion.noise_grid {noise_grid}: every resolution's noise is one draw on {noise_grid} x "
-                     f"{noise_grid}, so sample i is one function at every R; 'same function' is the mean over i of "
+        notes.append(f"diffusion.noise_grid {grid}: every resolution's noise is one draw on {grid} x "
+                     f"{grid}, so sample i is one function at every R; 'same function' is the mean over i of "
                      f"|| sample at R restricted to {coarse} px - sample at {coarse} px || / || sample at {coarse} px || "
                      "(docs/noise.md#one-seed-every-resolution)")
         if is_mixture:
@@ -306,7 +306,7 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         samples[res] = sampler.sample(n, res, steps=steps, generator=sampler.generator(seed), batch=batch)
         timing[str(res)] = round(time.time() - t, 1)
         # rewritten after each resolution: an evaluation stopped at 4x keeps the samples already drawn
-        save_npz(samples, os.path.join(out_dir, SAMPLES_FILE), noise_grid=_noise_grid(cfg))
+        save_npz(samples, os.path.join(out_dir, SAMPLES_FILE), noise_grid=noise_grid(cfg))
         log(f"sampled {n} at {res} px in {timing[str(res)]:.0f} s (saved to {SAMPLES_FILE})")
     default_steps, default_sampler = sample_defaults(cfg)
     meta = {"checkpoint": os.path.abspath(ckpt_path), "steps": steps or default_steps, "family": cfg.model.family,
@@ -322,12 +322,6 @@ def evaluate_checkpoint(ckpt_path, resolutions, n, steps=None, seed=0, out_dir=N
         if d.sampler == "ddpm":
             meta["ddpm_variance"] = d.ddpm_variance
     return evaluate_samples(samples, cfg, out_dir, seed=seed, cache_dir=cache_dir, log=log, meta=meta)
-
-
-def _noise_grid(cfg):
-    """The grid every noise was drawn on (sample i one function at every R), 0 for none: the fno
-    family draws its own noise."""
-    return 0 if is_function_space(cfg) else cfg.diffusion.noise_grid
 
 
 def evaluate_kept_samples(ckpt_path, sample_files, seed=0, out_dir=None, cache_dir=None, log=print, overrides=None):
@@ -351,11 +345,11 @@ def evaluate_kept_samples(ckpt_path, sample_files, seed=0, out_dir=None, cache_d
         if sorted(arrays) != resolutions:
             raise ValueError(f"--samples file {path}: resolutions {sorted(arrays)}, but {sample_files[0]} holds "
                              f"{resolutions}; every file must hold the same")
-    grids = {grid for _, grid in kept}
     if "diffusion.noise_grid" in (overrides or {}) or is_function_space(cfg):
-        grid = _noise_grid(cfg)
+        grid = noise_grid(cfg)
     else:
-        grid = grids.pop() if len(grids) == 1 and None not in grids else 0
+        grids = {file_grid for _, file_grid in kept}
+        grid = next(iter(grids)) if len(grids) == 1 and None not in grids else 0
         if not grid and len(resolutions) > 1:
             log("--samples: the files were not all drawn on one diffusion.noise_grid, so their resolutions are not "
                 "paired (no same-function figures); --set diffusion.noise_grid=F pairs them")
